@@ -1,0 +1,1 @@
+"""Thin rclpy adapters over core/."""

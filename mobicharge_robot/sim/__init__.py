@@ -1,0 +1,1 @@
+"""The loopback simulator: replaces the hardware at the boundary."""

@@ -1,0 +1,143 @@
+"""The loopback simulator's physics for the base: a differential drive with limits, a 2-D lidar and a collision check.
+
+Pure Python (numpy). The simulator node wraps these; they hold the ground truth that only tests and benchmarks see.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import List, Sequence
+
+import numpy as np
+
+from ..core.geometry import Pose2D, convex_polygons_intersect, rect_polygon, wrap_angle
+
+
+@dataclass
+class BaseLimits:
+    """Physical limits of the simulated base (SI units)."""
+
+    max_linear_mps: float = 1.2
+    max_angular_rps: float = 1.5
+    max_linear_accel: float = 1.0
+    max_angular_accel: float = 2.0
+
+
+@dataclass
+class DiffDriveBase:
+    """A differential-drive base integrating commanded velocities under acceleration limits.
+
+    ``pose`` is the true pose in the map frame; ``odom_pose`` is what wheel odometry reports in the odom frame, whose
+    origin is the pose at start-up.
+    """
+
+    pose: Pose2D
+    limits: BaseLimits = field(default_factory=BaseLimits)
+    v: float = 0.0
+    w: float = 0.0
+    distance_m: float = 0.0
+
+    def __post_init__(self):
+        self._start = self.pose
+        self.odom_pose = Pose2D(0.0, 0.0, 0.0)
+
+    def step(self, cmd_v: float, cmd_w: float, dt: float) -> None:
+        """Advance by ``dt`` seconds towards the commanded (m/s, rad/s); NaN commands count as zero."""
+        lim = self.limits
+        cmd_v = 0.0 if not math.isfinite(cmd_v) else max(-lim.max_linear_mps, min(lim.max_linear_mps, cmd_v))
+        cmd_w = 0.0 if not math.isfinite(cmd_w) else max(-lim.max_angular_rps, min(lim.max_angular_rps, cmd_w))
+        dv = max(-lim.max_linear_accel * dt, min(lim.max_linear_accel * dt, cmd_v - self.v))
+        dw = max(-lim.max_angular_accel * dt, min(lim.max_angular_accel * dt, cmd_w - self.w))
+        self.v += dv
+        self.w += dw
+        # Exact arc integration, so odometry has no discretisation drift.
+        yaw = self.pose.yaw
+        if abs(self.w) < 1e-9:
+            dx, dy = self.v * dt * math.cos(yaw), self.v * dt * math.sin(yaw)
+        else:
+            r = self.v / self.w
+            dx = r * (math.sin(yaw + self.w * dt) - math.sin(yaw))
+            dy = -r * (math.cos(yaw + self.w * dt) - math.cos(yaw))
+        self.pose = Pose2D(self.pose.x + dx, self.pose.y + dy, wrap_angle(yaw + self.w * dt))
+        self.odom_pose = self._start.inverse().compose(self.pose)
+        self.distance_m += abs(self.v) * dt
+
+    def stop(self) -> None:
+        self.v = 0.0
+        self.w = 0.0
+
+
+def polygon_edges(polygons: Sequence[np.ndarray]) -> np.ndarray:
+    """All edges of the polygons as an (M, 4) array of x0, y0, x1, y1."""
+    edges = []
+    for poly in polygons:
+        p = np.asarray(poly, float)
+        q = np.roll(p, -1, axis=0)
+        edges.append(np.hstack([p, q]))
+    return np.vstack(edges) if edges else np.zeros((0, 4))
+
+
+@dataclass
+class Lidar:
+    """A planar lidar: ``n_rays`` beams over ``fov_rad`` centred on the sensor's x axis."""
+
+    n_rays: int = 360
+    fov_rad: float = 2.0 * math.pi
+    range_min_m: float = 0.05
+    range_max_m: float = 20.0
+    noise_std_m: float = 0.005
+
+    @property
+    def angle_min(self) -> float:
+        return -0.5 * self.fov_rad
+
+    @property
+    def angle_increment(self) -> float:
+        full = abs(self.fov_rad - 2.0 * math.pi) < 1e-9
+        return self.fov_rad / (self.n_rays if full else self.n_rays - 1)
+
+    def scan(self, sensor: Pose2D, edges: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Ranges in metres for a sensor at ``sensor`` (map frame); ``inf`` where nothing is within range."""
+        angles = sensor.yaw + self.angle_min + self.angle_increment * np.arange(self.n_rays)
+        d = np.stack([np.cos(angles), np.sin(angles)], axis=1)  # (R, 2)
+        o = np.array([sensor.x, sensor.y])
+        if len(edges) == 0:
+            return np.full(self.n_rays, np.inf)
+        a = edges[:, 0:2] - o  # (M, 2)
+        e = edges[:, 2:4] - edges[:, 0:2]  # (M, 2)
+        # Solve o + t d = p0 + s e for every ray/edge pair.
+        denom = d[:, 0:1] * e[None, :, 1] - d[:, 1:2] * e[None, :, 0]  # (R, M)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = (a[None, :, 0] * e[None, :, 1] - a[None, :, 1] * e[None, :, 0]) / denom
+            s = (a[None, :, 0] * d[:, 1:2] - a[None, :, 1] * d[:, 0:1]) / denom
+        valid = (np.abs(denom) > 1e-12) & (t >= self.range_min_m) & (s >= 0.0) & (s <= 1.0)
+        t = np.where(valid, t, np.inf)
+        ranges = t.min(axis=1)
+        if rng is not None and self.noise_std_m > 0:
+            finite = np.isfinite(ranges)
+            ranges[finite] += rng.normal(0.0, self.noise_std_m, finite.sum())
+        ranges[ranges > self.range_max_m] = np.inf
+        return ranges
+
+
+def footprint_polygon(pose: Pose2D, length_m: float, width_m: float) -> np.ndarray:
+    return rect_polygon(pose, length_m, width_m)
+
+
+def first_collision(pose: Pose2D, length_m: float, width_m: float, obstacles: List) -> str | None:
+    """The id of the first obstacle (objects with ``.id``/``.polygon``) that the footprint at ``pose`` touches."""
+    fp = footprint_polygon(pose, length_m, width_m)
+    cx, cy = pose.x, pose.y
+    reach = math.hypot(length_m, width_m)
+    for ob in obstacles:
+        poly = ob.polygon
+        # Cheap bounding-circle rejection before the separating-axis test.
+        if np.min(np.hypot(poly[:, 0] - cx, poly[:, 1] - cy)) > reach + _span(poly):
+            continue
+        if convex_polygons_intersect(fp, poly):
+            return ob.id
+    return None
+
+
+def _span(poly: np.ndarray) -> float:
+    return float(np.max(np.ptp(poly, axis=0)))

@@ -1,0 +1,1 @@
+"""User tools: demo, checks, generators."""
