@@ -1,0 +1,38 @@
+"""The whole stack on the loopback simulator (ROS 2 Humble with launch_ros installed).
+
+    ros2 launch mobicharge_robot loopback.launch.py [garage:=/path/to/garage.yaml] [namespace:=robot1]
+"""
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+NODES = ("navigation", "port_detection", "arm", "energy", "mission_manager")
+
+
+def generate_launch_description():
+    share = get_package_share_directory("mobicharge_robot")
+    namespace = LaunchConfiguration("namespace")
+    params_file = LaunchConfiguration("params_file")
+    garage = LaunchConfiguration("garage")
+    use_sim_time = LaunchConfiguration("use_sim_time")
+    args = [
+        DeclareLaunchArgument("namespace", default_value="", description="Namespace for every node and topic."),
+        DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "mobicharge.yaml"),
+                              description="Parameter file for all nodes."),
+        DeclareLaunchArgument("garage", default_value=os.path.join(share, "config", "garages", "default.yaml"),
+                              description="Garage description YAML."),
+        DeclareLaunchArgument("use_sim_time", default_value="true", choices=["true", "false"],
+                              description="Use the simulator's /clock (the loopback simulator publishes it)."),
+    ]
+    sim = Node(package="mobicharge_robot", executable="loopback_sim", name="loopback_sim", namespace=namespace,
+               parameters=[params_file, {"garage_file": garage, "use_sim_time": False}], output="screen")
+    nodes = [Node(package="mobicharge_robot", executable=name, name=name, namespace=namespace,
+                  parameters=[params_file, {"use_sim_time": use_sim_time}]
+                  + ([{"garage_file": garage}] if name in ("navigation", "mission_manager") else []),
+                  output="screen")
+             for name in NODES]
+    return LaunchDescription(args + [sim] + nodes)

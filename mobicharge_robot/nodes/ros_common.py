@@ -1,0 +1,160 @@
+"""Shared rclpy glue: QoS profiles, parameter declaration with descriptors, message conversions, task status.
+
+Only the Humble rclpy API is used. Nothing here holds behaviour: it converts between messages and core types.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+from typing import Any, Callable, Dict, Optional
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+from geometry_msgs.msg import Pose, PoseStamped
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.node import Node
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
+                       qos_profile_sensor_data)
+
+from ..core.geometry import (Pose2D, make_transform, matrix_to_quaternion, quaternion_to_matrix,
+                             yaw_from_quaternion)
+
+SENSOR_QOS = qos_profile_sensor_data
+LATCHED_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+RELIABLE_QOS = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
+
+# Task status, published as diagnostic_msgs/DiagnosticStatus on '<task>/status'. The message field carries the
+# state; values carry the goal id, the failure code and task-specific figures.
+IDLE, ACTIVE, SUCCEEDED, FAILED = "idle", "active", "succeeded", "failed"
+
+
+def declare(node: Node, name: str, default: Any, description: str, *, read_only: bool = False,
+            lo: Optional[float] = None, hi: Optional[float] = None) -> Any:
+    """Declare a parameter with a descriptor (description, range, read-only) and return its value."""
+    desc = ParameterDescriptor(description=description, read_only=read_only)
+    if lo is not None and hi is not None:
+        if isinstance(default, bool):
+            pass
+        elif isinstance(default, int):
+            desc.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=0)]
+        elif isinstance(default, float):
+            desc.floating_point_range = [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
+    return node.declare_parameter(name, default, desc).value
+
+
+def reject_invalid_updates(node: Node, validators: Dict[str, Callable[[Any], Optional[str]]]) -> None:
+    """Install an on-set callback: each validator returns None when the value is fine, or the reason to refuse."""
+
+    def on_set(params):
+        for p in params:
+            check = validators.get(p.name)
+            if check is None:
+                continue
+            reason = check(p.value)
+            if reason:
+                return SetParametersResult(successful=False, reason=f"{p.name}: {reason}")
+        return SetParametersResult(successful=True)
+
+    node.add_on_set_parameters_callback(on_set)
+
+
+def task_status(name: str, state: str, goal_id: str = "", code: str = "", reason: str = "",
+                **values: Any) -> DiagnosticStatus:
+    level = DiagnosticStatus.ERROR if state == FAILED else DiagnosticStatus.OK
+    msg = DiagnosticStatus(level=level, name=name, message=state, hardware_id=goal_id)
+    kv = {"code": code, "reason": reason}
+    kv.update(values)
+    msg.values = [KeyValue(key=k, value=_fmt(v)) for k, v in kv.items()]
+    return msg
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+def status_values(msg: DiagnosticStatus) -> Dict[str, str]:
+    return {kv.key: kv.value for kv in msg.values}
+
+
+def pose2d_to_msg(p: Pose2D, frame_id: str, stamp) -> PoseStamped:
+    return matrix_to_pose_stamped(p.to_matrix(), frame_id, stamp)
+
+
+def matrix_to_pose(t: np.ndarray) -> Pose:
+    pose = Pose()
+    pose.position.x, pose.position.y, pose.position.z = (float(v) for v in t[:3, 3])
+    qx, qy, qz, qw = matrix_to_quaternion(t[:3, :3])
+    pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = qx, qy, qz, qw
+    return pose
+
+
+def matrix_to_pose_stamped(t: np.ndarray, frame_id: str, stamp) -> PoseStamped:
+    msg = PoseStamped()
+    msg.header.frame_id = frame_id
+    msg.header.stamp = stamp
+    msg.pose = matrix_to_pose(t)
+    return msg
+
+
+def pose_to_matrix(pose: Pose) -> np.ndarray:
+    """Raises ValueError for a non-finite position or a degenerate quaternion."""
+    p = pose.position
+    o = pose.orientation
+    vals = (p.x, p.y, p.z, o.x, o.y, o.z, o.w)
+    if not all(math.isfinite(v) for v in vals):
+        raise ValueError("pose contains NaN or infinity")
+    return make_transform(quaternion_to_matrix(o.x, o.y, o.z, o.w), (p.x, p.y, p.z))
+
+
+def pose_to_pose2d(pose: Pose) -> Pose2D:
+    o = pose.orientation
+    vals = (pose.position.x, pose.position.y, o.x, o.y, o.z, o.w)
+    if not all(math.isfinite(v) for v in vals):
+        raise ValueError("pose contains NaN or infinity")
+    if o.x == o.y == o.z == o.w == 0.0:
+        raise ValueError("pose has an all-zero quaternion")
+    return Pose2D(pose.position.x, pose.position.y, yaw_from_quaternion(o.x, o.y, o.z, o.w))
+
+
+def stamp_seconds(stamp) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def run_node(node_factory: Callable[[], Node], args=None, multithreaded: bool = False) -> int:
+    """The common ``main``: init, spin until Ctrl-C or shutdown, clean up; a user error exits 2 without a traceback."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = node_factory()
+        if multithreaded:
+            from rclpy.executors import MultiThreadedExecutor
+
+            executor = MultiThreadedExecutor(num_threads=2)
+        else:
+            from rclpy.executors import SingleThreadedExecutor
+
+            executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except KeyboardInterrupt:
+        pass
+    except ConfigurationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except rclpy.executors.ExternalShutdownException:
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+class ConfigurationError(Exception):
+    """A user mistake in parameters or files, reported as one clear line at start-up."""

@@ -1,0 +1,66 @@
+"""The demo's picture: the garage with the driven path, the pack's state of charge, and energy per car."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+from matplotlib.patches import Polygon  # noqa: E402
+
+
+def write_report(result, path: str, garage) -> None:
+    fig = plt.figure(figsize=(14, 8))
+    ax_map = fig.add_subplot(1, 2, 1)
+    ax_soc = fig.add_subplot(2, 2, 2)
+    ax_kwh = fig.add_subplot(2, 2, 4)
+
+    for ob in garage.static_obstacles():
+        color = {"wall": "0.25", "pillar": "0.45"}.get(ob.kind, "tab:blue")
+        ax_map.add_patch(Polygon(ob.polygon, closed=True, color=color, alpha=0.8 if ob.kind != "vehicle" else 0.5))
+    for spot in garage.spots:
+        ax_map.add_patch(Polygon(spot.polygon, closed=True, fill=False, lw=0.5, ec="0.6"))
+        ax_map.text(spot.center[0], spot.center[1], spot.id, fontsize=5, ha="center", va="center", color="0.4")
+    requested = {v.id for v in garage.requested_vehicles()}
+    for v in garage.vehicles:
+        if v.id in requested:
+            x, y = garage.vehicle_pose(v).x, garage.vehicle_pose(v).y
+            ax_map.text(x, y, v.id, fontsize=7, ha="center", va="center", color="white", weight="bold")
+    s = result.series
+    if s.get("x"):
+        d = garage.depot.pose
+        import math
+
+        c, sn = math.cos(d.yaw), math.sin(d.yaw)
+        xs = [d.x + c * x - sn * y for x, y in zip(s["x"], s["y"])]
+        ys = [d.y + sn * x + c * y for x, y in zip(s["x"], s["y"])]
+        ax_map.plot(xs, ys, "-", color="tab:red", lw=1.2, label="driven path (odometry)")
+    ax_map.plot([garage.depot.pose.x], [garage.depot.pose.y], "k^", ms=9, label="depot")
+    ax_map.set_xlim(0, garage.size_m[0])
+    ax_map.set_ylim(0, garage.size_m[1])
+    ax_map.set_aspect("equal")
+    ax_map.set_title(f"garage '{garage.name}'")
+    ax_map.set_xlabel("x (m)")
+    ax_map.set_ylabel("y (m)")
+    ax_map.legend(loc="upper right", fontsize=7)
+
+    if s.get("t"):
+        ax_soc.plot(s["t"], [100 * v for v in s["soc"]], color="tab:green")
+    ax_soc.set_title("onboard pack state of charge (estimate)")
+    ax_soc.set_xlabel("sim time (s)")
+    ax_soc.set_ylabel("%")
+    ax_soc.grid(alpha=0.3)
+
+    vehicles = result.summary.get("vehicles", [])
+    names = [v["id"] for v in vehicles]
+    ax_kwh.bar([i - 0.2 for i in range(len(names))], [v["requested_kwh"] for v in vehicles], width=0.4,
+               label="requested", color="0.7")
+    ax_kwh.bar([i + 0.2 for i in range(len(names))], [v["delivered_kwh"] for v in vehicles], width=0.4,
+               label="delivered", color="tab:blue")
+    ax_kwh.set_xticks(range(len(names)))
+    ax_kwh.set_xticklabels(names)
+    ax_kwh.set_ylabel("kWh")
+    ax_kwh.set_title("energy per car")
+    ax_kwh.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
