@@ -27,9 +27,10 @@ class Pose2D:
 
     def __post_init__(self):
         for name in ("x", "y", "yaw"):
-            v = getattr(self, name)
+            v = float(getattr(self, name))
             if not math.isfinite(v):
                 raise ValueError(f"Pose2D.{name} must be finite, got {v!r}")
+            object.__setattr__(self, name, v)  # plain floats, whatever numeric type came in
 
     @property
     def xy(self) -> np.ndarray:
