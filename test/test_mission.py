@@ -124,3 +124,11 @@ def test_unplug_failure_stops_the_mission_in_place():
 def test_empty_mission_is_an_error():
     with pytest.raises(m.MissionError):
         m.Mission([], Pose2D(0, 0, 0))
+
+
+def test_time_of_a_failed_job_is_booked_to_that_job():
+    mis = m.Mission([_job("a", 10.0), _job("b", 20.0)], Pose2D(0, 0, 0))
+    cmds = mis.start(0.0)
+    mis.on_navigation(40.0, _of(cmds, m.Navigate)[0].goal_id, "failed", "NO_PROGRESS", "blocked")
+    assert mis.jobs[0].phase_s["navigating"] == pytest.approx(40.0)
+    assert mis.jobs[1].phase_s["navigating"] == 0.0

@@ -93,3 +93,10 @@ def test_insertion_monitor_verdicts():
     assert mon.update([0, 0, -120], latched=False, depth_error_m=0.01) == "over_force"
     assert mon.update([float("nan"), 0, 0], latched=False, depth_error_m=0.01) == "over_force"
     assert mon.peak_force_n == pytest.approx(120.0)
+
+
+def test_turning_zone_sweeps_the_footprint_corners():
+    zone = StopZone(1.0, 0.7)
+    near_corner = np.array([[0.45, 0.45]])  # just beside the front-left corner
+    assert zone.points_in_zone(near_corner, 0.0, 0.5) == 1  # turning left swings the corner into it
+    assert zone.points_in_zone(near_corner, 0.0, -0.5) == 0  # turning right swings it away

@@ -6,7 +6,7 @@ import pytest
 
 from mobicharge_robot.core.geometry import Pose2D, make_transform, rect_polygon, rot_y
 from mobicharge_robot.sim.contact import InletContact
-from mobicharge_robot.sim.world import BaseLimits, DiffDriveBase, Lidar, first_collision, polygon_edges
+from mobicharge_robot.sim.world import BaseLimits, CollisionWorld, DiffDriveBase, Lidar, polygon_edges
 
 
 def test_drive_respects_acceleration_and_speed_limits():
@@ -51,9 +51,11 @@ def test_collision_check_finds_the_touching_obstacle():
         def __init__(self, id_, poly):
             self.id, self.polygon = id_, poly
 
-    obs = [Ob("car", rect_polygon(Pose2D(2.0, 0.0, 0.0), 1.0, 1.0))]
-    assert first_collision(Pose2D(0.0, 0.0, 0.0), 1.0, 0.7, obs) is None
-    assert first_collision(Pose2D(1.0, 0.0, 0.0), 1.0, 0.7, obs) == "car"
+    world = CollisionWorld([Ob("car", rect_polygon(Pose2D(2.0, 0.0, 0.0), 1.0, 1.0)),
+                            Ob("wall", rect_polygon(Pose2D(0.0, 5.0, 0.0), 10.0, 0.3))])
+    assert world.first_collision(Pose2D(0.0, 0.0, 0.0), 1.0, 0.7) is None
+    assert world.first_collision(Pose2D(1.0, 0.0, 0.0), 1.0, 0.7) == "car"
+    assert world.first_collision(Pose2D(-3.0, 4.6, 0.3), 1.0, 0.7) == "wall"
 
 
 def _tip(depth, lateral=0.0, tilt=0.0):

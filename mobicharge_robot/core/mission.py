@@ -137,13 +137,19 @@ class Mission:
         self.started_at = now
         return [Event("mission_started", {"jobs": [j.vehicle_id for j in self.jobs]})] + self._next_job(now)
 
-    def _enter(self, phase: str, now: float) -> list:
+    def _close_phase(self, now: float) -> None:
+        """Book the time spent in the current phase (on the current job) before anything changes."""
         job = self.job
         if self.phase in JOB_PHASES and job is not None:
             job.phase_s[self.phase] += now - self._phase_start
         elif self.phase == "returning":
             self.return_s += now - self._phase_start
-        old, self.phase, self._phase_start = self.phase, phase, now
+        self._phase_start = now
+
+    def _enter(self, phase: str, now: float) -> list:
+        self._close_phase(now)
+        job = self.job
+        old, self.phase = self.phase, phase
         data = {"from": old, "to": phase, "t": now}
         if job is not None and phase in JOB_PHASES:
             data["vehicle"] = job.vehicle_id
@@ -155,6 +161,7 @@ class Mission:
         return Navigate(goal, self._goal_id)
 
     def _next_job(self, now: float) -> list:
+        self._close_phase(now)
         self.index += 1
         job = self.job
         if job is None:

@@ -23,16 +23,28 @@ class StopZone:
     width_m: float
     ahead_m: float = 0.30
     side_m: float = 0.08
+    turn_margin_m: float = 0.03
 
-    def points_in_zone(self, pts_base: np.ndarray, v: float, w: float) -> int:
-        """How many points (N, 2) in base_link lie in the zone for a motion (v m/s, w rad/s)."""
+    def points_in_zone(self, pts_base: np.ndarray, v: float, w: float, horizon_s: float = 0.5) -> int:
+        """How many points (N, 2) in base_link lie in the zone for a motion (v m/s, w rad/s).
+
+        Turning in place, the zone is the footprint (grown by ``turn_margin_m``) swept through the angle it turns within
+        ``horizon_s``, so a car parked close beside the robot does not block a turn that cannot reach it.
+        """
         if len(pts_base) == 0:
             return 0
         x, y = pts_base[:, 0], pts_base[:, 1]
-        hl, hw = 0.5 * self.length_m, 0.5 * self.width_m + self.side_m
+        hw = 0.5 * self.width_m + self.side_m
         if abs(v) < 0.02 and abs(w) > 1e-3:
-            r = math.hypot(0.5 * self.length_m, 0.5 * self.width_m) + self.side_m
-            return int(np.count_nonzero(x * x + y * y < r * r))
+            hl, hw = 0.5 * self.length_m + self.turn_margin_m, 0.5 * self.width_m + self.turn_margin_m
+            sweep = max(abs(w) * horizon_s, 0.05)
+            hit = np.zeros(len(x), dtype=bool)
+            for a in np.linspace(0.0, sweep, 6) * np.sign(w):
+                c, s = math.cos(a), math.sin(a)
+                xr, yr = c * x + s * y, -s * x + c * y  # points in the footprint turned by a
+                hit |= (np.abs(xr) < hl) & (np.abs(yr) < hw)
+            return int(np.count_nonzero(hit))
+        hl = 0.5 * self.length_m
         front = hl + (self.ahead_m if v > 0.0 else 0.0)
         back = -hl - (self.ahead_m if v < 0.0 else 0.0)
         inside = (x < front) & (x > back) & (np.abs(y) < hw)

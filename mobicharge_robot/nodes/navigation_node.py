@@ -89,7 +89,7 @@ class NavigationNode(Node):
         self.v = self.w = 0.0
         self.goal_id = ""
         self.state = IDLE
-        self.blocked = False
+        self.blocked = ""  # why the base is held: '', 'stale scan' or 'stop zone occupied'
         self._progress_ref = None
         self._last_loop_wall = None
 
@@ -196,15 +196,16 @@ class NavigationNode(Node):
         if self.state != ACTIVE:
             return
         dt = 1.0 / self.rate_hz
-        if not self.scan_fresh.fresh(now):
-            self._publish_cmd(0.0, 0.0)
-            self.blocked = True
-            return
         limit = speed_limit_at(self.garage.zones, self.pose.x, self.pose.y, self.max_v)
         cmd = self.follower.step(self.pose, self.v, self.w, dt, limit)
         v, w = cmd.v, cmd.w
         pts = getattr(self, "_scan_pts", np.zeros((0, 2)))
-        self.blocked = self.stop_zone.points_in_zone(pts, v, w) > 0
+        if not self.scan_fresh.fresh(now):
+            self.blocked = "stale scan"  # never drive on old data
+        elif self.stop_zone.points_in_zone(pts, v, w) > 0:
+            self.blocked = "stop zone occupied"
+        else:
+            self.blocked = ""
         if self.blocked:
             v, w = 0.0, 0.0
         self._publish_cmd(v, w)
@@ -214,12 +215,13 @@ class NavigationNode(Node):
             return
         remaining = self.follower.distance_remaining(self.pose)
         t_ref, d_ref = self._progress_ref
-        if d_ref - remaining > 0.1 or cmd.state in ("rotating_to_path", "rotating_to_goal"):
+        turning = cmd.state in ("rotating_to_path", "rotating_to_goal") and not self.blocked
+        if d_ref - remaining > 0.1 or turning:
             self._progress_ref = (now, remaining)
         elif now - t_ref > self.progress_timeout:
             self._publish_cmd(0.0, 0.0)
             self._finish(FAILED, self.goal_id, "NO_PROGRESS",
-                         f"no progress for {self.progress_timeout:.0f} s" + (" (stop zone occupied)" if self.blocked
+                         f"no progress for {self.progress_timeout:.0f} s" + (f" ({self.blocked})" if self.blocked
                                                                               else ""))
             return
         if int(now * 2) != int((now - dt) * 2):

@@ -82,7 +82,12 @@ def status_values(msg: DiagnosticStatus) -> Dict[str, str]:
 
 
 def pose2d_to_msg(p: Pose2D, frame_id: str, stamp) -> PoseStamped:
-    return matrix_to_pose_stamped(p.to_matrix(), frame_id, stamp)
+    msg = PoseStamped()
+    msg.header.frame_id = frame_id
+    msg.header.stamp = stamp
+    msg.pose.position.x, msg.pose.position.y = p.x, p.y
+    msg.pose.orientation.z, msg.pose.orientation.w = math.sin(0.5 * p.yaw), math.cos(0.5 * p.yaw)
+    return msg
 
 
 def matrix_to_pose(t: np.ndarray) -> Pose:

@@ -17,6 +17,8 @@ import threading
 import time
 
 import numpy as np
+import rclpy
+from rclpy._rclpy_pybind11 import RCLError
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped, Twist, WrenchStamped
 from nav_msgs.msg import Odometry
@@ -40,7 +42,7 @@ from .car import SimCar
 from .contact import InletContact, tip_in_inlet
 from .dc_stage import DcOutputStage
 from .renderer import CarAppearance, render
-from .world import DiffDriveBase, Lidar, first_collision, polygon_edges
+from .world import CollisionWorld, DiffDriveBase, Lidar, polygon_edges
 
 
 class _Clock:
@@ -106,6 +108,7 @@ class LoopbackSim(Node):
         self.base = DiffDriveBase(self.garage.depot.pose)
         self.lidar = Lidar()
         self.obstacles = self.garage.static_obstacles()
+        self.collision_world = CollisionWorld(self.obstacles)
         self.edges = polygon_edges([o.polygon for o in self.obstacles])
         self.pack = PackModel(PackParams(capacity_kwh=self.pack_kwh), soc=self.pack_soc0)
         self.stage = DcOutputStage()
@@ -114,6 +117,8 @@ class LoopbackSim(Node):
         for v in self.garage.vehicles:
             self.cars[v.id] = SimCar(v.battery.capacity_kwh, v.battery.soc, v.battery.max_dc_power_kw)
             self.car_inlets[v.id] = self.garage.inlet_pose(v)
+        self._inlet_ids = list(self.car_inlets)
+        self._inlet_xyz = np.array([self.car_inlets[i][:3, 3] for i in self._inlet_ids])
         self.contact = None
         self.contact_car = None
 
@@ -220,8 +225,13 @@ class LoopbackSim(Node):
             with self.lock:
                 self._step(dt, k)
             self.clock.ns += int(round(dt * 1e9))
-            self.clock_pub.publish(Clock(clock=self.clock.msg()))
-            self._publish(dt, k)
+            try:
+                self.clock_pub.publish(Clock(clock=self.clock.msg()))
+                self._publish(dt, k)
+            except RCLError:
+                if rclpy.ok():
+                    raise
+                return  # the context is shutting down (Ctrl-C): stop quietly
             k += 1
             next_wall += dt / self.rtf[phase]
             delay = next_wall - time.monotonic()
@@ -234,7 +244,7 @@ class LoopbackSim(Node):
         t = self.clock.s
         v, w = self.cmd if t - self.cmd_t <= self.cmd_timeout else (0.0, 0.0)
         self.base.step(v, w, dt)
-        hit = first_collision(self.base.pose, self.footprint[0], self.footprint[1], self.obstacles)
+        hit = self.collision_world.first_collision(self.base.pose, self.footprint[0], self.footprint[1])
         if hit is not None:
             self.truth["collisions"] += 1
             self.truth["collision_ids"] = hit
@@ -242,12 +252,16 @@ class LoopbackSim(Node):
         self._step_energy(dt)
 
     def _step_arm(self, dt: float):
+        if self.traj is None and self.contact is None and not np.any(self.force):
+            return  # the arm rests and touches nothing
         q_cmd = self.q
         if self.traj is not None:
             start, times, pos = self.traj
             tt = self.clock.s + dt - start
             if tt >= times[-1]:
                 q_cmd = pos[-1]
+                if tt > times[-1] + 0.5 and np.allclose(self.q, q_cmd, atol=1e-6):
+                    self.traj = None  # finished and settled: the controller just holds
             else:
                 q_cmd = np.array([np.interp(tt, times, pos[:, j]) for j in range(pos.shape[1])])
         vmax = np.asarray(self.chain.velocity_limits) * dt
@@ -274,11 +288,8 @@ class LoopbackSim(Node):
     def _nearest_inlet(self):
         """The car whose inlet is within 0.5 m of the connector tip (ground truth)."""
         tip = self.base.pose.to_matrix() @ self.chain.fk(self.q)
-        best, best_d = None, 0.5
-        for vid, T in self.car_inlets.items():
-            d = float(np.linalg.norm(T[:3, 3] - tip[:3, 3]))
-            if d < best_d:
-                best, best_d = vid, d
+        d = np.linalg.norm(self._inlet_xyz - tip[:3, 3], axis=1)
+        best = self._inlet_ids[int(np.argmin(d))] if len(d) and d.min() < 0.5 else None
         if best is None:
             if self.contact is not None and self.contact.latched:
                 return self.contact_car, self.car_inlets[self.contact_car]

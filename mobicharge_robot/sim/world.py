@@ -124,20 +124,31 @@ def footprint_polygon(pose: Pose2D, length_m: float, width_m: float) -> np.ndarr
     return rect_polygon(pose, length_m, width_m)
 
 
-def first_collision(pose: Pose2D, length_m: float, width_m: float, obstacles: List) -> str | None:
-    """The id of the first obstacle (objects with ``.id``/``.polygon``) that the footprint at ``pose`` touches."""
-    fp = footprint_polygon(pose, length_m, width_m)
-    cx, cy = pose.x, pose.y
-    reach = math.hypot(length_m, width_m)
-    for ob in obstacles:
-        poly = ob.polygon
-        # Cheap bounding-circle rejection before the separating-axis test.
-        if np.min(np.hypot(poly[:, 0] - cx, poly[:, 1] - cy)) > reach + _span(poly):
-            continue
-        if convex_polygons_intersect(fp, poly):
-            return ob.id
-    return None
+class CollisionWorld:
+    """Static obstacles (objects with ``.id`` and a convex ``.polygon``) with their edges pre-computed, so the check
+    for a footprint costs a vectorised point-to-edge distance plus a separating-axis test on the near obstacles."""
 
+    def __init__(self, obstacles: List):
+        self.obstacles = list(obstacles)
+        self.edges = polygon_edges([o.polygon for o in self.obstacles])
+        self.owner = np.concatenate([np.full(len(o.polygon), i) for i, o in enumerate(self.obstacles)]) \
+            if self.obstacles else np.zeros(0, dtype=int)
 
-def _span(poly: np.ndarray) -> float:
-    return float(np.max(np.ptp(poly, axis=0)))
+    def first_collision(self, pose: Pose2D, length_m: float, width_m: float) -> str | None:
+        """The id of the first obstacle that the footprint at ``pose`` touches, or None."""
+        if not self.obstacles:
+            return None
+        reach = 0.5 * math.hypot(length_m, width_m)
+        p0, p1 = self.edges[:, 0:2], self.edges[:, 2:4]
+        d = p1 - p0
+        rel = np.array([pose.x, pose.y]) - p0
+        t = np.clip(np.einsum("ij,ij->i", rel, d) / np.maximum(np.einsum("ij,ij->i", d, d), 1e-12), 0.0, 1.0)
+        dist = np.hypot(*(rel - t[:, None] * d).T)
+        near = set(self.owner[dist <= reach].tolist())
+        fp = rect_polygon(pose, length_m, width_m)
+        # Only obstacles with an edge within reach can touch: the base moves in small steps, so it cannot be
+        # wholly inside an obstacle without first crossing one of its edges.
+        for i in sorted(near):
+            if convex_polygons_intersect(fp, self.obstacles[i].polygon):
+                return self.obstacles[i].id
+        return None

@@ -1,40 +1,79 @@
 """mobicharge-check-garage FILE [FILE ...]: validate garage descriptions.
 
-Prints one line per valid file; a mistake is one line naming the file, the field and the problem (exit 2).
+For each valid file it prints one line (spots, vehicles, requests) and also checks that the robot can stage beside
+every requesting car. A mistake is reported as one line ``error: <file>: <field>: <problem>`` on stderr, never as a
+traceback, and the exit status is 2. The robot footprint comes from the URDF unless ``--robot-size`` is given.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import Optional, Sequence, Tuple
 
-from ..core.garage import GarageError, load_garage
+from ..core.garage import Garage, GarageError, load_garage
 from ..core.staging import StagingError, staging_pose
+from ..core.urdf_model import UrdfError, UrdfModel, default_urdf_path
+
+EXIT_OK = 0
+EXIT_INVALID = 2
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="mobicharge-check-garage", description="Validate garage description files.")
-    ap.add_argument("files", nargs="+", metavar="FILE")
-    ap.add_argument("--robot-size", nargs=2, type=float, default=(1.0, 0.7), metavar=("LENGTH_M", "WIDTH_M"),
-                    help="robot footprint used to check the staging poses (default: 1.0 0.7)")
-    args = ap.parse_args(argv)
-    status = 0
+    ap.add_argument("files", nargs="+", metavar="FILE", help="garage YAML files")
+    ap.add_argument("--robot-size", nargs=2, type=float, metavar=("LENGTH_M", "WIDTH_M"),
+                    help="robot footprint (m) for the staging check; default: read from the robot's URDF")
+    ap.add_argument("--clearance", type=float, default=0.35, metavar="M",
+                    help="gap between the robot's side and the car when staged (m, default 0.35)")
+    return ap
+
+
+def _urdf_footprint() -> Tuple[float, float]:
+    return UrdfModel.from_xacro(default_urdf_path()).footprint()
+
+
+def check_garage(garage: Garage, footprint: Optional[Tuple[float, float]], clearance_m: float = 0.35) -> str:
+    """The summary line for a loaded garage after checking that the robot (``footprint`` = length, width in metres;
+    needed only when some car has a request) can stage beside every requesting car; GarageError otherwise."""
+    for i, v in enumerate(garage.vehicles):
+        if v.request is None:
+            continue
+        if footprint is None:
+            raise ValueError("a robot footprint is needed to check the staging poses")
+        try:
+            staging_pose(garage, v, footprint[0], footprint[1], clearance_m)
+        except StagingError as exc:
+            raise GarageError(garage.source, f"vehicles[{i}]", f"cannot stage beside '{v.id}': {exc.reason}") from exc
+    requests = garage.requested_vehicles()
+    return (f"{garage.source}: garage '{garage.name}' {garage.size_m[0]:g} x {garage.size_m[1]:g} m: "
+            f"{len(garage.spots)} spots, {len(garage.vehicles)} vehicles, {len(requests)} requests "
+            f"({sum(v.request.energy_kwh for v in requests):g} kWh): ok")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # argparse has printed the usage; report its status instead of leaving
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_INVALID
+    if any(s <= 0.0 for s in (args.robot_size or ())) or not args.clearance > 0.0:
+        print("error: --robot-size and --clearance must be positive metres", file=sys.stderr)
+        return EXIT_INVALID
+    footprint = tuple(args.robot_size) if args.robot_size else None
+    status = EXIT_OK
     for path in args.files:
         try:
-            g = load_garage(path)
-            for v in g.requested_vehicles():
-                staging_pose(g, v, *args.robot_size)
+            garage = load_garage(path)
+            if footprint is None and garage.requested_vehicles():
+                footprint = _urdf_footprint()  # only read when needed: xacro is slow to start
+            print(check_garage(garage, footprint, args.clearance))
         except GarageError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            status = 2
-            continue
-        except StagingError as exc:
-            print(f"error: {path}: vehicles: {exc}", file=sys.stderr)
-            status = 2
-            continue
-        print(f"{path}: garage '{g.name}' {g.size_m[0]:g} x {g.size_m[1]:g} m, {len(g.spots)} spots, "
-              f"{len(g.vehicles)} vehicles, {len(g.requested_vehicles())} requests: ok")
+            status = EXIT_INVALID
+        except (UrdfError, OSError) as exc:
+            print(f"error: cannot read the robot footprint from the URDF ({exc}); pass --robot-size", file=sys.stderr)
+            return EXIT_INVALID
     return status
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())
