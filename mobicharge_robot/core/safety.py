@@ -26,13 +26,16 @@ class StopZone:
     turn_margin_m: float = 0.03
 
     def points_in_zone(self, pts_base: np.ndarray, v: float, w: float, horizon_s: float = 0.5) -> int:
-        """How many points (N, 2) in base_link lie in the zone for a motion (v m/s, w rad/s).
+        return int(np.count_nonzero(self.mask(pts_base, v, w, horizon_s)))
+
+    def mask(self, pts_base: np.ndarray, v: float, w: float, horizon_s: float = 0.5) -> np.ndarray:
+        """Which points (N, 2) in base_link lie in the zone for a motion (v m/s, w rad/s).
 
         Turning in place, the zone is the footprint (grown by ``turn_margin_m``) swept through the angle it turns within
         ``horizon_s``, so a car parked close beside the robot does not block a turn that cannot reach it.
         """
         if len(pts_base) == 0:
-            return 0
+            return np.zeros(0, dtype=bool)
         x, y = pts_base[:, 0], pts_base[:, 1]
         hw = 0.5 * self.width_m + self.side_m
         if abs(v) < 0.02 and abs(w) > 1e-3:
@@ -43,12 +46,11 @@ class StopZone:
                 c, s = math.cos(a), math.sin(a)
                 xr, yr = c * x + s * y, -s * x + c * y  # points in the footprint turned by a
                 hit |= (np.abs(xr) < hl) & (np.abs(yr) < hw)
-            return int(np.count_nonzero(hit))
+            return hit
         hl = 0.5 * self.length_m
         front = hl + (self.ahead_m if v > 0.0 else 0.0)
         back = -hl - (self.ahead_m if v < 0.0 else 0.0)
-        inside = (x < front) & (x > back) & (np.abs(y) < hw)
-        return int(np.count_nonzero(inside))
+        return (x < front) & (x > back) & (np.abs(y) < hw)
 
 
 def scan_points(ranges: np.ndarray, angle_min: float, angle_increment: float, laser_in_base: Pose2D,

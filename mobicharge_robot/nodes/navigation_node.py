@@ -202,8 +202,9 @@ class NavigationNode(Node):
         pts = getattr(self, "_scan_pts", np.zeros((0, 2)))
         if not self.scan_fresh.fresh(now):
             self.blocked = "stale scan"  # never drive on old data
-        elif self.stop_zone.points_in_zone(pts, v, w) > 0:
-            self.blocked = "stop zone occupied"
+        elif np.any(hits := self.stop_zone.mask(pts, v, w)):
+            near = pts[hits][np.argmin(np.hypot(*pts[hits].T))]
+            self.blocked = f"stop zone occupied, nearest return at ({near[0]:.2f}, {near[1]:.2f}) m in base frame"
         else:
             self.blocked = ""
         if self.blocked:

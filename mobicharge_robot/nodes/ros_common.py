@@ -153,11 +153,17 @@ def run_node(node_factory: Callable[[], Node], args=None, multithreaded: bool = 
         return 2
     except rclpy.executors.ExternalShutdownException:
         pass
+    except RuntimeError:
+        if rclpy.ok():
+            raise  # a real error; the same exception during Ctrl-C is rclpy tearing down mid-take
     finally:
         if node is not None:
             node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+        rclpy.try_shutdown()
+    fatal = getattr(node, "fatal_error", "")
+    if fatal:
+        print(f"error: {fatal}", file=sys.stderr)
+        return 1
     return 0
 
 
