@@ -22,7 +22,7 @@ class StopZone:
     length_m: float
     width_m: float
     ahead_m: float = 0.30
-    side_m: float = 0.08
+    side_m: float = 0.05
     turn_margin_m: float = 0.03
 
     def points_in_zone(self, pts_base: np.ndarray, v: float, w: float, horizon_s: float = 0.5) -> int:

@@ -50,7 +50,8 @@ class EnergyNode(Node):
         self.out_v = self.out_i = 0.0
         self.bms = None
         self._last_bms_t = None
-        self._last_ctrl_t = None
+        self._last_meas_t = None
+        self._last_status_t = -1.0
         self.energize = False
         self.fault = ""
 
@@ -66,7 +67,7 @@ class EnergyNode(Node):
         self.create_subscription(Bool, "connector/seated", self._on_seated, LATCHED_QOS)
         self.create_subscription(String, "charge/session_request", self._on_request, RELIABLE_QOS)
         self.create_service(Trigger, "charge/stop", self._on_stop)
-        self.create_timer(1.0 / self.rate_hz, self._control)
+        self.create_timer(1.0 / self.rate_hz, lambda: self._control(0.0))
         self.create_timer(0.5, self._publish_battery)
         self._publish_status("idle")
 
@@ -81,13 +82,19 @@ class EnergyNode(Node):
         self.bms = msg
 
     def _on_output(self, msg: BatteryState):
+        """Each output measurement is metered over the time since the previous one (the stage's own stamps),
+        so the kWh count does not depend on how promptly this node's timers run."""
         v, i = msg.voltage, msg.current
         self.out_v = v if math.isfinite(v) else float("nan")
         self.out_i = i if math.isfinite(i) else float("nan")
+        t = stamp_seconds(msg.header.stamp)
+        dt = 0.0 if self._last_meas_t is None else t - self._last_meas_t
+        self._last_meas_t = t
+        self._control(dt if 0.0 < dt <= 5.0 else 0.0)  # a gap or a clock jump is never bridged
 
     def _on_pilot(self, msg: Float64):
         self.pilot = classify_pilot_voltage(msg.data)
-        self._control()  # react now: leaving C must de-energize without waiting for the next tick
+        self._control(0.0)  # react now: leaving C must de-energize without waiting for the next tick
 
     def _on_isolation(self, msg: Bool):
         self.isolation_ok = bool(msg.data)
@@ -95,7 +102,7 @@ class EnergyNode(Node):
     def _on_seated(self, msg: Bool):
         self.seated = bool(msg.data)
         if not self.seated:
-            self._control()
+            self._control(0.0)
 
     def _on_request(self, msg: String):
         try:
@@ -118,7 +125,7 @@ class EnergyNode(Node):
             response.success, response.message = False, "no session running"
             return response
         self.session.stop("stopped on request")
-        self._control()
+        self._control(0.0)
         response.success, response.message = True, "stopped"
         return response
 
@@ -126,10 +133,9 @@ class EnergyNode(Node):
         return self.session is not None and self.session.state in ("complete", "stopped")
 
     # ------------------------------------------------------------------ control
-    def _control(self):
+    def _control(self, dt: float = 0.0):
+        """Pilot state machine and session step; ``dt`` > 0 only when a new output measurement is metered."""
         now = self.get_clock().now().nanoseconds * 1e-9
-        dt = 0.0 if self._last_ctrl_t is None else max(0.0, min(1.0, now - self._last_ctrl_t))
-        self._last_ctrl_t = now
         want = self.session is not None and not self.session_finished()
         decision = self.fsm.update(now, self.pilot, self.seated, self.isolation_ok, want)
         if self.session is None:
@@ -144,7 +150,8 @@ class EnergyNode(Node):
         self.enable_pub.publish(Bool(data=bool(enable)))
         self.current_pub.publish(Float64(data=float(current if enable else 0.0)))
         self.duty_pub.publish(Float64(data=float(decision.duty)))
-        if self.session is not None and (changed or int(now * 2) != int((now - dt) * 2) or self.session_finished()):
+        if self.session is not None and (changed or now - self._last_status_t >= 0.5 or now < self._last_status_t):
+            self._last_status_t = now
             s = self.session
             self._publish_status(s.state, reason=s.stop_reason or self.fault, delivered_kwh=round(s.delivered_kwh, 5),
                                  current_a=round(self.out_i, 2), pilot=self.pilot.name)

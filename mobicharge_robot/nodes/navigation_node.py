@@ -46,7 +46,7 @@ class NavigationNode(Node):
                                     read_only=True)
         p["resolution_m"] = declare(self, "resolution_m", 0.05, "Occupancy grid cell size (m).", read_only=True,
                                     lo=0.01, hi=0.5)
-        p["inflation_margin_m"] = declare(self, "inflation_margin_m", 0.10,
+        p["inflation_margin_m"] = declare(self, "inflation_margin_m", 0.25,
                                           "Clearance kept beyond half the footprint width when planning (m).",
                                           read_only=True, lo=0.0, hi=1.0)
         self.rate_hz = declare(self, "controller_rate_hz", 20.0, "Path-follower rate in (sim) time (Hz).",

@@ -1,0 +1,45 @@
+"""The default mission end to end: real nodes over DDS on the loopback simulator, checked against ground truth."""
+import math
+import os
+
+import pytest
+
+from mobicharge_robot.core.garage import load_garage
+from mobicharge_robot.core.paths import data_path
+from mobicharge_robot.tools.monitor import run_mission
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    garage_file = data_path("config", "garages", "default.yaml")
+    run_dir = str(tmp_path_factory.mktemp("e2e"))
+    res = run_mission(garage_file, run_dir, timeout_s=240.0, seed=3, live=False, record_truth=True,
+                      domain_id=int(os.environ["ROS_DOMAIN_ID"]))
+    return res, load_garage(garage_file)
+
+
+def test_mission_completes_and_serves_every_car(result):
+    res, garage = result
+    assert not res.error, res.error
+    served = [v for v in res.summary["vehicles"] if v["served"]]
+    assert len(served) == len(garage.requested_vehicles()) >= 3
+
+
+def test_every_car_received_its_energy_within_one_percent(result):
+    res, garage = result
+    for v in garage.requested_vehicles():
+        true_kwh = float(res.truth[f"car/{v.id}/energy_in_wh"]) / 1000.0
+        assert true_kwh == pytest.approx(v.request.energy_kwh, rel=0.01), v.id
+
+
+def test_robot_never_touched_an_obstacle_nor_energized_unseated(result):
+    res, _ = result
+    assert res.truth["collisions"] == "0", res.truth.get("collision_ids")
+    assert res.truth["energized_unseated"] == "0"
+
+
+def test_robot_ended_at_the_depot(result):
+    res, garage = result
+    x, y, _, _ = res.truth_poses[-1]
+    depot = garage.depot.pose
+    assert math.hypot(x - depot.x, y - depot.y) < 0.10
