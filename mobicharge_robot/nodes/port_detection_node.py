@@ -115,7 +115,7 @@ class PortDetectionNode(Node):
         except PortNotFound as exc:
             reason = exc.reason
         status = self.tracker.update(det, self._now())
-        if self.publish_debug and self.debug_pub.get_subscription_count() > 0:
+        if self.publish_debug and self.count_subscribers(self.debug_pub.topic_name) > 0:
             self.debug_pub.publish(rgb_to_image(self._draw(rgb, det), msg.header))
         if status == "located":
             T_cam_inlet = self.tracker.pose

@@ -163,6 +163,7 @@ class LoopbackSim(Node):
 
         self._pilot_v = 12.0
         self._scan_cache = None
+        self._camera_wanted = False
         self._request_changed_t = 0.0
         self._arm_still = None  # (q, base pose, release) of the last contact evaluation while nothing moved
         self._pilot_sent = None
@@ -219,7 +220,7 @@ class LoopbackSim(Node):
         if self.traj is not None:
             start, times, _ = self.traj
             arm_busy = self.clock.s <= start + times[-1] + 0.5
-        camera = self.image_pub.get_subscription_count() > 0
+        camera = self._camera_wanted
         if arm_busy or camera:
             return "arm"
         # Fast only while the charger's request is steady: when it tapers or stops, node latency (wall time x
@@ -356,8 +357,11 @@ class LoopbackSim(Node):
         if arm_moving or every(0.2):
             self._publish_joints(stamp)
             self._publish_wrench(stamp)
-        if every(0.2) and self.image_pub.get_subscription_count() > 0:
-            self._publish_camera(stamp)
+        if every(0.2):
+            # Render only while someone subscribes, as a camera driver with lazy publishing does.
+            self._camera_wanted = self.count_subscribers(self.image_pub.topic_name) > 0
+            if self._camera_wanted:
+                self._publish_camera(stamp)
         latched = bool(self.contact is not None and self.contact.latched)
         if latched != self._latched_sent or every(1.0):
             self.latch_pub.publish(Bool(data=latched))
