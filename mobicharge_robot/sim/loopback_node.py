@@ -187,6 +187,9 @@ class LoopbackSim(Node):
             return
         if not msg.points:
             return
+        if any(len(pt.positions) != len(msg.joint_names) for pt in msg.points):
+            self.get_logger().warning("trajectory point with the wrong number of positions; ignored")
+            return
         times = np.array([pt.time_from_start.sec + pt.time_from_start.nanosec * 1e-9 for pt in msg.points])
         pos = np.array([[pt.positions[i] for i in idx] for pt in msg.points], float)
         if not np.all(np.isfinite(pos)) or np.any(np.diff(times) < 0):
