@@ -4,13 +4,14 @@ import math
 import numpy as np
 import pytest
 
+from mobicharge_robot.core.insertion import STOWED_POSITIONS
 from mobicharge_robot.core.geometry import make_transform, rot_y, rot_z, rotation_angle
 from mobicharge_robot.core.kinematics import IKError
 from mobicharge_robot.core.trajectory import (JointTrajectory, PathDiscontinuity, TrajectoryError,
                                               interpolate_pose, plan_joint_motion, plan_linear_motion, sample)
 from mobicharge_robot.core.urdf_model import UrdfModel, default_urdf_path
 
-STOWED = np.array([0.0, -2.6, 2.4, 0.2, 0.0, 0.0])
+STOWED = np.array(STOWED_POSITIONS)
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,10 @@ import numpy as np
 
 from .geometry import make_transform, rot_x, rot_y
 
+# The arm's stowed configuration (rad, arm_joint_1..6): folded inside the footprint above the top plate. The arm node
+# uses it as its default and the simulator starts there.
+STOWED_POSITIONS = (0.0, -2.6, 2.4, 0.2, 0.0, 0.0)
+
 _TIP_FACING_INLET = make_transform(rot_y(math.pi), (0.0, 0.0, 0.0))
 # A camera looking straight at the inlet: optical z into the face, optical y down (inlet y is up).
 _CAM_FACING_INLET = make_transform(rot_x(math.pi), (0.0, 0.0, 0.0))

@@ -22,7 +22,8 @@ from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 from trajectory_msgs.msg import JointTrajectoryPoint
 
 from ..core.inlets import load_inlets
-from ..core.insertion import InsertionMonitor, camera_view_tip_pose, seated_tip_pose, tip_pose_on_axis
+from ..core.insertion import (STOWED_POSITIONS, InsertionMonitor, camera_view_tip_pose, seated_tip_pose,
+                              tip_pose_on_axis)
 from ..core.kinematics import IKError
 from ..core.paths import data_path
 from ..core.trajectory import plan_joint_motion, plan_linear_motion
@@ -40,7 +41,7 @@ class ArmNode(Node):
         self.tip_frame = declare(self, "tip_frame", "connector_tip", "Connector tip frame id.", read_only=True)
         self.camera_frame = declare(self, "camera_frame", "wrist_camera_optical", "Wrist camera optical frame.",
                                     read_only=True)
-        self.stowed = declare(self, "stowed_positions", [0.0, -2.6, 2.4, 0.2, 0.0, 0.0],
+        self.stowed = declare(self, "stowed_positions", list(STOWED_POSITIONS),
                               "Stowed joint positions (rad), in chain order.")
         self.observe_distance = declare(self, "observe_distance_m", 0.30,
                                         "Camera distance from the inlet for fine detection (m).", lo=0.1, hi=0.8)

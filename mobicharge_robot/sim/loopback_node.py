@@ -32,6 +32,7 @@ from ..core.camera import default_wrist_camera
 from ..core.garage import GarageError, load_garage
 from ..core.geometry import Pose2D
 from ..core.inlets import load_inlets
+from ..core.insertion import STOWED_POSITIONS
 from ..core.pack import PackModel, PackParams
 from ..core.paths import data_path
 from ..core.urdf_model import UrdfError, UrdfModel
@@ -103,7 +104,7 @@ class LoopbackSim(Node):
         self.footprint = self.model.footprint()
         self.chain = self.model.chain(self.base_frame, "connector_tip")
         self.arm_joints = list(self.chain.joint_names)
-        self.q = np.array([0.0, -2.6, 2.4, 0.2, 0.0, 0.0])[: len(self.arm_joints)]
+        self.q = np.array(STOWED_POSITIONS, float)[: len(self.arm_joints)]
         self.q = np.clip(self.q, self.chain.lower, self.chain.upper)
         laser = self.model.transform({}, self.laser_frame)
         self.laser_in_base = Pose2D(laser[0, 3], laser[1, 3], math.atan2(laser[1, 0], laser[0, 0]))
