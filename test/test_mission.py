@@ -56,6 +56,7 @@ def test_serves_every_job_then_returns_to_depot():
     assert [v["served"] for v in vs] == [True, True]
     assert vs[1]["delivered_kwh"] == pytest.approx(4.9)
     assert vs[0]["phase_s"]["charging"] == pytest.approx(97.0)  # entered at t=4, complete at t=101
+    assert mis.state()["summary"]["vehicles"] == vs  # the latched state carries the summary too
 
 
 def test_stale_navigation_status_is_ignored():
@@ -119,6 +120,7 @@ def test_unplug_failure_stops_the_mission_in_place():
     assert mis.phase == "unplugging"
     cmds = mis.on_arm(3.0, "unplug", "failed", "joint fault")
     assert mis.phase == "failed" and not _of(cmds, m.Navigate)
+    assert "joint fault" in mis.state()["reason"]
 
 
 def test_empty_mission_is_an_error():

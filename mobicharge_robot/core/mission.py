@@ -108,7 +108,7 @@ class Mission:
         self.started_at: Optional[float] = None
         self.finished_at: Optional[float] = None
         self.return_s = 0.0
-        self._pending_failure = ""
+        self.failure_reason = ""
 
     # ------------------------------------------------------------------ queries
     @property
@@ -120,8 +120,9 @@ class Mission:
         return self.phase == "done"
 
     def state(self) -> dict:
+        """The latched state; once the mission has ended it carries the summary (or the reason it failed)."""
         job = self.job
-        return {
+        out = {
             "phase": self.phase,
             "vehicle": job.vehicle_id if job and self.phase in JOB_PHASES else "",
             "job_index": self.index,
@@ -129,6 +130,11 @@ class Mission:
             "served": sum(1 for j in self.jobs if j.served),
             "failed": sum(1 for j in self.jobs if j.failure),
         }
+        if self.phase == "done":
+            out["summary"] = self.summary()
+        elif self.phase == "failed":
+            out["reason"] = self.failure_reason
+        return out
 
     # ------------------------------------------------------------------ transitions
     def start(self, now: float) -> list:
@@ -172,6 +178,10 @@ class Mission:
                                              "requested_kwh": job.requested_kwh}),
                        self._navigate(job.staging)]
 
+    def _mission_failed(self, now: float, reason: str) -> list:
+        self.failure_reason = reason
+        return self._enter("failed", now) + [Event("mission_failed", {"reason": reason})]
+
     def _fail(self, now: float, reason: str) -> list:
         """Fail the current job; make the arm safe before moving on."""
         job = self.job
@@ -189,9 +199,7 @@ class Mission:
             return cmds
         if self.phase == "unplugging":
             # The arm could not be made safe: stay put, the robot must not drive with the arm out.
-            cmds += self._enter("failed", now)
-            cmds.append(Event("mission_failed", {"reason": f"arm not clear: {reason}"}))
-            return cmds
+            return cmds + self._mission_failed(now, f"arm not clear: {reason}")
         return cmds + self._next_job(now)
 
     # ------------------------------------------------------------------ inputs
@@ -207,8 +215,7 @@ class Mission:
             return cmds + [ArmCommand("observe", self._expected_inlet_in_base(job))]
         if self.phase == "returning":
             if state == "failed":
-                cmds = self._enter("failed", now)
-                return cmds + [Event("mission_failed", {"reason": f"return to depot {code}: {reason}"})]
+                return self._mission_failed(now, f"return to depot {code}: {reason}")
             cmds = self._enter("done", now)
             self.finished_at = now
             return cmds + [Event("mission_complete", self.summary())]
@@ -273,8 +280,7 @@ class Mission:
         if limit is None or now - self._phase_start <= limit:
             return []
         if self.phase == "returning":
-            cmds = self._enter("failed", now)
-            return cmds + [Event("mission_failed", {"reason": "timed out returning to the depot"})]
+            return self._mission_failed(now, "timed out returning to the depot")
         return self._fail(now, f"timed out in phase {self.phase} after {limit:.0f} s")
 
     # ------------------------------------------------------------------ report

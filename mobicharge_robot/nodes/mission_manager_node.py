@@ -106,8 +106,9 @@ class MissionManagerNode(Node):
 
     # ------------------------------------------------------------------ status inputs
     def _on_nav(self, msg: DiagnosticStatus):
-        self.ready.add("navigation")
         v = status_values(msg)
+        if v.get("localized") == "True":
+            self.ready.add("navigation")
         goal = self._goal_ids.get(msg.hardware_id, "")
         self._run(self.mission.on_navigation(self._now(), goal, msg.message, v.get("code", ""), v.get("reason", "")))
 

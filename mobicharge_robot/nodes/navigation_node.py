@@ -127,7 +127,10 @@ class NavigationNode(Node):
         except ValueError as exc:
             self.get_logger().warning(f"ignoring odometry: {exc}", throttle_duration_sec=5.0)
             return
+        first = self.pose is None
         self.pose = self.map_T_odom.compose(odom_pose)
+        if first:
+            self._publish_status()  # now localized: the mission may start
         self.v = msg.twist.twist.linear.x if math.isfinite(msg.twist.twist.linear.x) else 0.0
         self.w = msg.twist.twist.angular.z if math.isfinite(msg.twist.twist.angular.z) else 0.0
 
@@ -238,7 +241,7 @@ class NavigationNode(Node):
 
     def _publish_status(self, code="", reason="", **values):
         self.status_pub.publish(task_status("navigation", self.state, self.goal_id, code, reason,
-                                            blocked=self.blocked, **values))
+                                            blocked=self.blocked, localized=self.pose is not None, **values))
 
     def _publish_cmd(self, v, w):
         msg = Twist()

@@ -67,7 +67,12 @@ class _Monitor(Node):
         try:
             self.state = json.loads(msg.data)
         except json.JSONDecodeError:
-            pass
+            return
+        # The state is latched, so an ending is seen even when its event was published before we subscribed.
+        if self.state.get("phase") == "done" and self.complete is None:
+            self.complete = dict(self.state.get("summary", {}), event="mission_complete")
+        elif self.state.get("phase") == "failed" and not self.failed:
+            self.failed = self.state.get("reason") or "mission failed"
 
     def _on_event(self, msg):
         try:
@@ -129,9 +134,9 @@ def run_mission(garage_file: str, run_dir: str, timeout_s: float = 300.0, seed: 
     for name, extra in (overrides or {}).items():
         params.setdefault(name, {}).update(extra)
     wall0 = time.monotonic()
-    stack = start_stack(os.path.join(run_dir, "logs"), env, overrides=params)
     rclpy.init()
-    mon = _Monitor(record_truth)
+    mon = _Monitor(record_truth)  # subscribed before the nodes start, so no early event is missed
+    stack = start_stack(os.path.join(run_dir, "logs"), env, overrides=params)
     error = ""
     last_line = 0.0
     last_phase = None
