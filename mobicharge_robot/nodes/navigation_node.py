@@ -20,6 +20,7 @@ from std_srvs.srv import Trigger
 from ..core.follower import FollowerParams, PathFollower
 from ..core.garage import GarageError, load_garage
 from ..core.geometry import Pose2D
+from ..core.latency import CommandHistory
 from ..core.occupancy import occupancy_from_garage, speed_limit_at
 from ..core.paths import data_path
 from ..core.planner import GridPlanner, PlannerError
@@ -84,6 +85,8 @@ class NavigationNode(Node):
         self.follower = PathFollower(FollowerParams(max_linear_mps=self.max_v))
         self.stop_zone = StopZone(self.footprint[0], self.footprint[1], ahead_m=self.stop_ahead)
         self.scan_fresh = FreshnessMonitor(self.scan_timeout)
+        self.sent = CommandHistory()
+        self.t_odom = 0.0
 
         self.pose = None  # map frame
         self.v = self.w = 0.0
@@ -129,6 +132,7 @@ class NavigationNode(Node):
             return
         first = self.pose is None
         self.pose = self.map_T_odom.compose(odom_pose)
+        self.t_odom = stamp_seconds(msg.header.stamp)
         if first:
             self._publish_status()  # now localized: the mission may start
         self.v = msg.twist.twist.linear.x if math.isfinite(msg.twist.twist.linear.x) else 0.0
@@ -200,7 +204,9 @@ class NavigationNode(Node):
             return
         dt = 1.0 / self.rate_hz
         limit = speed_limit_at(self.garage.zones, self.pose.x, self.pose.y, self.max_v)
-        cmd = self.follower.step(self.pose, self.v, self.w, dt, limit)
+        # Steer from where the base will be when this command lands, not from where the (late) odometry says it was.
+        pose, v_now, w_now = self.sent.predict(self.pose, self.v, self.w, self.t_odom, now)
+        cmd = self.follower.step(pose, v_now, w_now, dt, limit)
         v, w = cmd.v, cmd.w
         pts = getattr(self, "_scan_pts", np.zeros((0, 2)))
         if not self.scan_fresh.fresh(now):
@@ -244,6 +250,7 @@ class NavigationNode(Node):
                                             blocked=self.blocked, localized=self.pose is not None, **values))
 
     def _publish_cmd(self, v, w):
+        self.sent.record(self._now(), float(v), float(w))
         msg = Twist()
         msg.linear.x = float(v)
         msg.angular.z = float(w)
