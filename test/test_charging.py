@@ -124,7 +124,7 @@ def test_pilot_error_stops_the_session():
 def test_a_car_that_reaches_its_own_target_ends_the_session():
     car = SimCar(60.0, 0.78, 100.0, target_soc=0.8)
     session = ChargingSession(10.0, 125.0, 50e3, pause_timeout_s=10.0)
-    loop = Loop(session, car).finish()
+    Loop(session, car).finish()
     assert session.state == "stopped" and "pilot B" in session.stop_reason
     assert 0.0 < session.delivered_kwh < 10.0
     assert car.soc == pytest.approx(0.8, abs=0.002)

@@ -90,8 +90,8 @@ def test_nodes_survive_malformed_input(nodes):
     cmd.linear.x = nan
     pub(Twist, "cmd_vel", cmd)
     pub(JointTrajectory, "arm_controller/joint_trajectory", JointTrajectory(joint_names=["nope"]))
-    bad_traj = JointTrajectory(joint_names=[f"arm_joint_{i}" for i in range(1, 7)],
-                               points=[JointTrajectoryPoint(positions=[nan] * 6), JointTrajectoryPoint(positions=[0.0])])
+    bad_points = [JointTrajectoryPoint(positions=[nan] * 6), JointTrajectoryPoint(positions=[0.0])]
+    bad_traj = JointTrajectory(joint_names=[f"arm_joint_{i}" for i in range(1, 7)], points=bad_points)
     pub(JointTrajectory, "arm_controller/joint_trajectory", bad_traj)
     pub(Float64, "pilot/duty", Float64(data=nan))
     pub(Float64, "dc_output/current_request", Float64(data=math.inf))

@@ -60,7 +60,8 @@ def test_collision_check_finds_the_touching_obstacle():
 
 def _tip(depth, lateral=0.0, tilt=0.0):
     """Tip pose in the inlet frame: aligned (RotY(pi)) then tilted about x."""
-    r = rot_y(math.pi) @ np.array([[1, 0, 0], [0, math.cos(tilt), -math.sin(tilt)], [0, math.sin(tilt), math.cos(tilt)]])
+    c, s = math.cos(tilt), math.sin(tilt)
+    r = rot_y(math.pi) @ np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
     return make_transform(r, (lateral, 0.0, -depth))
 
 

@@ -9,7 +9,6 @@ Actions (progress and result on ``arm/status``, ``hardware_id`` = action name):
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus
@@ -29,7 +28,7 @@ from ..core.paths import data_path
 from ..core.trajectory import plan_joint_motion, plan_linear_motion
 from ..core.urdf_model import UrdfError, UrdfModel
 from .ros_common import (ACTIVE, FAILED, IDLE, LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, SUCCEEDED,
-                         ConfigurationError, declare, pose_to_matrix, run_node, task_status)
+                         ConfigurationError, declare, live_parameters, pose_to_matrix, run_node, task_status)
 
 
 class ArmNode(Node):
@@ -42,7 +41,7 @@ class ArmNode(Node):
         self.camera_frame = declare(self, "camera_frame", "wrist_camera_optical", "Wrist camera optical frame.",
                                     read_only=True)
         self.stowed = declare(self, "stowed_positions", list(STOWED_POSITIONS),
-                              "Stowed joint positions (rad), in chain order.")
+                              "Stowed joint positions (rad), in chain order.", read_only=True)
         self.observe_distance = declare(self, "observe_distance_m", 0.30,
                                         "Camera distance from the inlet for fine detection (m).", lo=0.1, hi=0.8)
         self.standoff = declare(self, "standoff_m", 0.10, "Stand-off along the inlet axis before insertion (m).",
@@ -53,6 +52,9 @@ class ArmNode(Node):
                                    lo=10.0, hi=300.0)
         self.settle_tol = declare(self, "settle_tolerance_rad", 0.01,
                                   "Joint error under which a motion counts as finished (rad).", lo=1e-4, hi=0.1)
+        live_parameters(self, {"observe_distance_m": "observe_distance", "standoff_m": "standoff",
+                               "insertion_speed_mps": "insert_speed", "force_limit_n": "force_limit",
+                               "settle_tolerance_rad": "settle_tol"})
         try:
             self.model = UrdfModel.from_xacro(urdf_file)
             self.chain = self.model.chain(self.base_frame, self.tip_frame)

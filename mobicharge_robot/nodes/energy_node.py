@@ -19,8 +19,8 @@ from ..core.charging import ChargingSession
 from ..core.pack import PackParams, SocEstimator
 from ..core.pilot import ChargerPilotFSM, PilotState, classify_pilot_voltage
 from ..core.requests import RequestError, parse_session_request
-from .ros_common import (LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, declare, run_node, stamp_seconds,
-                         task_status)
+from .ros_common import (LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, declare, live_parameters, run_node,
+                         stamp_seconds, task_status)
 
 
 class EnergyNode(Node):
@@ -38,6 +38,7 @@ class EnergyNode(Node):
                                read_only=True, lo=5.0, hi=200.0)
         self.frame_id = declare(self, "battery_frame", "base_link", "Frame id of battery_state.", read_only=True)
 
+        live_parameters(self, {"max_output_current_a": "max_current", "max_output_power_kw": "max_power"})
         self.pack = PackParams(capacity_kwh=self.capacity)
         self.estimator = SocEstimator(self.pack, self.initial_soc)
         self.fsm = ChargerPilotFSM()

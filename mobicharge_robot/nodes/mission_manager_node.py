@@ -21,8 +21,8 @@ from ..core.paths import data_path
 from ..core.requests import SessionRequest, session_request_json
 from ..core.staging import StagingError, staging_pose
 from ..core.urdf_model import UrdfError, UrdfModel
-from .ros_common import (LATCHED_QOS, RELIABLE_QOS, ConfigurationError, declare, matrix_to_pose_stamped,
-                         pose2d_to_msg, run_node, status_values)
+from .ros_common import (LATCHED_QOS, RELIABLE_QOS, ConfigurationError, declare, live_parameters,
+                         matrix_to_pose_stamped, pose2d_to_msg, run_node, status_values)
 
 _TASKS = ("navigation", "arm", "port_detection", "energy")
 
@@ -38,7 +38,9 @@ class MissionManagerNode(Node):
         self.base_frame = declare(self, "base_frame", "base_link", "Robot base frame id.", read_only=True)
         self.autostart = declare(self, "autostart", True, "Start as soon as every node reports ready.")
         self.clearance = declare(self, "staging_clearance_m", 0.35,
-                                 "Gap between the robot's side and the car body when staged (m).", lo=0.1, hi=1.0)
+                                 "Gap between the robot's side and the car body when staged (m).", read_only=True,
+                                 lo=0.1, hi=1.0)
+        live_parameters(self, {"autostart": "autostart"})
         try:
             garage = load_garage(garage_file)
             length, width = UrdfModel.from_xacro(urdf_file).footprint()

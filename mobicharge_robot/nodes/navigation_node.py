@@ -27,7 +27,7 @@ from ..core.planner import GridPlanner, PlannerError
 from ..core.safety import FreshnessMonitor, StopZone, scan_points
 from ..core.urdf_model import UrdfError, UrdfModel
 from .ros_common import (ACTIVE, FAILED, IDLE, LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, SUCCEEDED,
-                         ConfigurationError, declare, pose2d_to_msg, pose_to_pose2d, reject_invalid_updates,
+                         ConfigurationError, declare, live_parameters, pose2d_to_msg, pose_to_pose2d,
                          run_node, stamp_seconds, task_status)
 
 
@@ -53,17 +53,14 @@ class NavigationNode(Node):
         self.rate_hz = declare(self, "controller_rate_hz", 20.0, "Path-follower rate in (sim) time (Hz).",
                                read_only=True, lo=5.0, hi=100.0)
         self.max_v = declare(self, "max_linear_mps", 1.0, "Speed limit in lanes (m/s).", lo=0.05, hi=1.5)
-        self.zone_v = declare(self, "zone_speed_mps", 0.5, "Speed limit in speed zones (m/s).", lo=0.05, hi=1.5)
         self.scan_timeout = declare(self, "scan_timeout_s", 0.5, "Stop when the newest scan is older (s).",
-                                    lo=0.05, hi=5.0)
+                                    read_only=True, lo=0.05, hi=5.0)
         self.stop_ahead = declare(self, "stop_zone_ahead_m", 0.30,
-                                  "Stop zone length beyond the footprint in the travel direction (m).", lo=0.0, hi=2.0)
+                                  "Stop zone length beyond the footprint in the travel direction (m).",
+                                  read_only=True, lo=0.0, hi=2.0)
         self.progress_timeout = declare(self, "progress_timeout_s", 30.0,
                                         "Abort a goal after this long without 0.1 m of progress (s).", lo=1.0, hi=600.0)
-        reject_invalid_updates(self, {
-            "max_linear_mps": lambda v: None if 0.05 <= v <= 1.5 else "must be within 0.05..1.5 m/s",
-        })
-        self.add_on_set_parameters_callback(self._on_params)
+        live_parameters(self, {"max_linear_mps": "max_v", "progress_timeout_s": "progress_timeout"})
 
         try:
             self.garage = load_garage(p["garage_file"])
@@ -112,16 +109,6 @@ class NavigationNode(Node):
         self._publish_status()
         self.get_logger().info(f"navigation ready: garage '{self.garage.name}', footprint "
                                f"{self.footprint[0]:.2f} x {self.footprint[1]:.2f} m")
-
-    # ------------------------------------------------------------------ parameters
-    def _on_params(self, params):
-        from rcl_interfaces.msg import SetParametersResult
-
-        for prm in params:
-            if prm.name == "max_linear_mps" and 0.05 <= prm.value <= 1.5:
-                self.max_v = prm.value
-                self.follower.params.max_linear_mps = prm.value
-        return SetParametersResult(successful=True)
 
     # ------------------------------------------------------------------ inputs
     def _on_odom(self, msg: Odometry):
@@ -203,7 +190,8 @@ class NavigationNode(Node):
         if self.state != ACTIVE:
             return
         dt = 1.0 / self.rate_hz
-        limit = speed_limit_at(self.garage.zones, self.pose.x, self.pose.y, self.max_v)
+        self.follower.params.max_linear_mps = self.max_v
+        limit = min(self.max_v, speed_limit_at(self.garage.zones, self.pose.x, self.pose.y, self.max_v))
         # Steer from where the base will be when this command lands, not from where the (late) odometry says it was.
         pose, v_now, w_now = self.sent.predict(self.pose, self.v, self.w, self.t_odom, now)
         cmd = self.follower.step(pose, v_now, w_now, dt, limit)

@@ -23,7 +23,7 @@ from ..core.port_detector import PortNotFound, PortTracker, detect_port
 from ..core.urdf_model import UrdfError, UrdfModel
 from .image_conv import ImageFormatError, image_to_rgb, rgb_to_image
 from .ros_common import (LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, ConfigurationError, declare,
-                         matrix_to_pose_stamped, run_node, task_status)
+                         live_parameters, matrix_to_pose_stamped, run_node, task_status)
 
 
 class PortDetectionNode(Node):
@@ -39,6 +39,8 @@ class PortDetectionNode(Node):
         self.timeout = declare(self, "timeout_s", 10.0, "Report 'failed to detect' after this long (s).",
                                lo=0.5, hi=120.0)
         self.publish_debug = declare(self, "publish_debug_image", True, "Publish detect_port/debug_image.")
+        live_parameters(self, {"required_consistent": "required", "timeout_s": "timeout",
+                               "publish_debug_image": "publish_debug"})
         try:
             self.model = UrdfModel.from_xacro(urdf_file)
         except (UrdfError, OSError) as exc:

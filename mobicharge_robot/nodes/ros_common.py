@@ -5,7 +5,6 @@ Only the Humble rclpy API is used. Nothing here holds behaviour: it converts bet
 from __future__ import annotations
 
 import math
-import os
 import sys
 from typing import Any, Callable, Dict, Optional
 
@@ -45,17 +44,23 @@ def declare(node: Node, name: str, default: Any, description: str, *, read_only:
     return node.declare_parameter(name, default, desc).value
 
 
-def reject_invalid_updates(node: Node, validators: Dict[str, Callable[[Any], Optional[str]]]) -> None:
-    """Install an on-set callback: each validator returns None when the value is fine, or the reason to refuse."""
+def live_parameters(node: Node, attributes: Dict[str, str],
+                    validators: Optional[Dict[str, Callable[[Any], Optional[str]]]] = None) -> None:
+    """Apply changes of the named parameters at run time: parameter name -> node attribute that holds its value.
+
+    Ranges are enforced by the descriptors; ``validators`` may add checks (return None, or the reason to refuse).
+    Parameters not named here are read-only or only read at start-up.
+    """
 
     def on_set(params):
         for p in params:
-            check = validators.get(p.name)
-            if check is None:
-                continue
-            reason = check(p.value)
+            check = (validators or {}).get(p.name)
+            reason = check(p.value) if check else None
             if reason:
                 return SetParametersResult(successful=False, reason=f"{p.name}: {reason}")
+        for p in params:
+            if p.name in attributes:
+                setattr(node, attributes[p.name], p.value)
         return SetParametersResult(successful=True)
 
     node.add_on_set_parameters_callback(on_set)

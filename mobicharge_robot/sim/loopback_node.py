@@ -38,7 +38,7 @@ from ..core.paths import data_path
 from ..core.urdf_model import UrdfError, UrdfModel
 from ..nodes.image_conv import rgb_to_image
 from ..nodes.ros_common import (LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, ConfigurationError, declare,
-                                matrix_to_pose, pose2d_to_msg, run_node)
+                                live_parameters, pose2d_to_msg, run_node)
 from .car import SimCar
 from .contact import InletContact, tip_in_inlet
 from .dc_stage import DcOutputStage
@@ -71,12 +71,11 @@ class LoopbackSim(Node):
         p["urdf_file"] = declare(self, "urdf_file", data_path("urdf", "mobicharge.urdf.xacro"),
                                  "Robot description.", read_only=True)
         self.seed = declare(self, "seed", 1, "Random seed for sensor noise and appearance.", read_only=True)
-        self.rtf = {
-            "drive": declare(self, "rtf_drive", 10.0, "Speed-up over real time while driving.", lo=0.1, hi=1000.0),
-            "arm": declare(self, "rtf_arm", 10.0, "Speed-up while the arm or camera works.", lo=0.1, hi=1000.0),
-            "charge": declare(self, "rtf_charge", 400.0, "Speed-up while a car charges and nothing moves.",
-                              lo=0.1, hi=5000.0),
-        }
+        self.rtf_drive = declare(self, "rtf_drive", 10.0, "Speed-up over real time while driving.", lo=0.1, hi=1000.0)
+        self.rtf_arm = declare(self, "rtf_arm", 10.0, "Speed-up while the arm or camera works.", lo=0.1, hi=1000.0)
+        self.rtf_charge = declare(self, "rtf_charge", 400.0, "Speed-up while a car charges and nothing moves.",
+                                  lo=0.1, hi=5000.0)
+        live_parameters(self, {"rtf_drive": "rtf_drive", "rtf_arm": "rtf_arm", "rtf_charge": "rtf_charge"})
         # Sim step per phase (s). While a car charges nothing moves, so a long step is exact for the physics; the
         # energy node still meters every step's measurement.
         self.steps = {"drive": 0.02, "arm": 0.02, "charge": 0.25}
@@ -264,7 +263,7 @@ class LoopbackSim(Node):
                     raise
                 return  # the context is shutting down (Ctrl-C): stop quietly
             k += 1
-            next_wall += dt / self.rtf[phase]
+            next_wall += dt / getattr(self, f"rtf_{phase}")
             delay = next_wall - time.monotonic()
             if delay > 0:
                 time.sleep(delay)

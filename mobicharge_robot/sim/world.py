@@ -10,7 +10,8 @@ from typing import List, Sequence
 
 import numpy as np
 
-from ..core.geometry import Pose2D, convex_polygons_intersect, rect_polygon, wrap_angle
+from ..core.geometry import Pose2D, convex_polygons_intersect, rect_polygon
+from ..core.latency import advance
 
 
 @dataclass
@@ -50,15 +51,7 @@ class DiffDriveBase:
         dw = max(-lim.max_angular_accel * dt, min(lim.max_angular_accel * dt, cmd_w - self.w))
         self.v += dv
         self.w += dw
-        # Exact arc integration, so odometry has no discretisation drift.
-        yaw = self.pose.yaw
-        if abs(self.w) < 1e-9:
-            dx, dy = self.v * dt * math.cos(yaw), self.v * dt * math.sin(yaw)
-        else:
-            r = self.v / self.w
-            dx = r * (math.sin(yaw + self.w * dt) - math.sin(yaw))
-            dy = -r * (math.cos(yaw + self.w * dt) - math.cos(yaw))
-        self.pose = Pose2D(self.pose.x + dx, self.pose.y + dy, wrap_angle(yaw + self.w * dt))
+        self.pose = advance(self.pose, self.v, self.w, dt)  # exact arcs: odometry has no discretisation drift
         self.odom_pose = self._start.inverse().compose(self.pose)
         self.distance_m += abs(self.v) * dt
 
@@ -118,10 +111,6 @@ class Lidar:
             ranges[finite] += rng.normal(0.0, self.noise_std_m, finite.sum())
         ranges[ranges > self.range_max_m] = np.inf
         return ranges
-
-
-def footprint_polygon(pose: Pose2D, length_m: float, width_m: float) -> np.ndarray:
-    return rect_polygon(pose, length_m, width_m)
 
 
 class CollisionWorld:

@@ -13,7 +13,6 @@ import json
 import math
 import os
 import sys
-import time
 from datetime import datetime
 
 from ..core.garage import GarageError, load_garage
