@@ -10,7 +10,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import BatteryState
 from std_msgs.msg import Bool, Float64, String
 
-from mobicharge_robot.nodes.ros_common import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, status_values
+from mobicharge_robot.nodes.ros_common import LATCHED_QOS, METER_QOS, RELIABLE_QOS, SENSOR_QOS, status_values
 from ros_harness import spin_for, spin_until, start_node, stop_node
 
 
@@ -31,7 +31,7 @@ def probe(tmp_path_factory):
         "iso": node.create_publisher(Bool, "dc_output/isolation_ok", RELIABLE_QOS),
         "req": node.create_publisher(String, "charge/session_request", RELIABLE_QOS),
         "bms": node.create_publisher(BatteryState, "bms/state", SENSOR_QOS),
-        "out": node.create_publisher(BatteryState, "dc_output/measurement", SENSOR_QOS),
+        "out": node.create_publisher(BatteryState, "dc_output/measurement", METER_QOS),
     }
     assert spin_until(node, lambda: node.statuses, 20.0), "energy node did not come up"
     yield node

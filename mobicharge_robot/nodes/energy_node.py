@@ -19,8 +19,8 @@ from ..core.charging import ChargingSession
 from ..core.pack import PackParams, SocEstimator
 from ..core.pilot import ChargerPilotFSM, PilotState, classify_pilot_voltage
 from ..core.requests import RequestError, parse_session_request
-from .ros_common import (LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, declare, live_parameters, run_node,
-                         stamp_seconds, task_status)
+from .ros_common import (LATCHED_QOS, METER_QOS, RELIABLE_QOS, SENSOR_QOS, declare, live_parameters,
+                         run_node, stamp_seconds, task_status)
 
 
 class EnergyNode(Node):
@@ -62,7 +62,7 @@ class EnergyNode(Node):
         self.duty_pub = self.create_publisher(Float64, "pilot/duty", RELIABLE_QOS)
         self.status_pub = self.create_publisher(DiagnosticStatus, "charge/status", LATCHED_QOS)
         self.create_subscription(BatteryState, "bms/state", self._on_bms, SENSOR_QOS)
-        self.create_subscription(BatteryState, "dc_output/measurement", self._on_output, SENSOR_QOS)
+        self.create_subscription(BatteryState, "dc_output/measurement", self._on_output, METER_QOS)
         self.create_subscription(Float64, "pilot/voltage", self._on_pilot, RELIABLE_QOS)
         self.create_subscription(Bool, "dc_output/isolation_ok", self._on_isolation, RELIABLE_QOS)
         self.create_subscription(Bool, "connector/seated", self._on_seated, LATCHED_QOS)
@@ -91,7 +91,7 @@ class EnergyNode(Node):
         t = stamp_seconds(msg.header.stamp)
         dt = 0.0 if self._last_meas_t is None else t - self._last_meas_t
         self._last_meas_t = t
-        self._control(dt if 0.0 < dt <= 5.0 else 0.0)  # a gap or a clock jump is never bridged
+        self._control(dt if 0.0 < dt <= 30.0 else 0.0)  # a clock jump (or a dead stage) is never bridged
 
     def _on_pilot(self, msg: Float64):
         self.pilot = classify_pilot_voltage(msg.data)

@@ -24,6 +24,8 @@ SENSOR_QOS = qos_profile_sensor_data
 LATCHED_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
 RELIABLE_QOS = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
+# Metering data: every sample counts towards billed energy, so none may be dropped under load.
+METER_QOS = QoSProfile(depth=200, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
 
 # Task status, published as diagnostic_msgs/DiagnosticStatus on '<task>/status'. The message field carries the
 # state; values carry the goal id, the failure code and task-specific figures.

@@ -37,8 +37,8 @@ from ..core.pack import PackModel, PackParams
 from ..core.paths import data_path
 from ..core.urdf_model import UrdfError, UrdfModel
 from ..nodes.image_conv import rgb_to_image
-from ..nodes.ros_common import (LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, ConfigurationError, declare,
-                                live_parameters, pose2d_to_msg, run_node)
+from ..nodes.ros_common import (LATCHED_QOS, METER_QOS, RELIABLE_QOS, SENSOR_QOS, ConfigurationError,
+                                declare, live_parameters, pose2d_to_msg, run_node)
 from .car import SimCar
 from .contact import InletContact, tip_in_inlet
 from .dc_stage import DcOutputStage
@@ -149,7 +149,7 @@ class LoopbackSim(Node):
         self.wrench_pub = self.create_publisher(WrenchStamped, "wrist_wrench", SENSOR_QOS)
         self.latch_pub = self.create_publisher(Bool, "connector/latched", RELIABLE_QOS)
         self.bms_pub = self.create_publisher(BatteryState, "bms/state", SENSOR_QOS)
-        self.out_pub = self.create_publisher(BatteryState, "dc_output/measurement", SENSOR_QOS)
+        self.out_pub = self.create_publisher(BatteryState, "dc_output/measurement", METER_QOS)
         self.iso_pub = self.create_publisher(Bool, "dc_output/isolation_ok", RELIABLE_QOS)
         self.pilot_pub = self.create_publisher(Float64, "pilot/voltage", RELIABLE_QOS)
         self.truth_pose_pub = self.create_publisher(PoseStamped, "sim/truth/robot_pose", RELIABLE_QOS)
