@@ -47,8 +47,12 @@ def main(argv=None) -> int:
 
     print(f"mobicharge demo: garage '{garage.name}', {len(garage.requested_vehicles())} cars requested energy; "
           f"logs in {run_dir}/")
-    result = run_mission(garage_file=os.path.abspath(args.garage), run_dir=run_dir, timeout_s=args.timeout,
-                         seed=args.seed, live=not args.quiet)
+    try:
+        result = run_mission(garage_file=os.path.abspath(args.garage), run_dir=run_dir, timeout_s=args.timeout,
+                             seed=args.seed, live=not args.quiet)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: every node was stopped; logs in {run_dir}/", file=sys.stderr)
+        return 130
     summary = result.summary
     with open(os.path.join(run_dir, "summary.json"), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=2)
