@@ -134,3 +134,14 @@ def test_time_of_a_failed_job_is_booked_to_that_job():
     mis.on_navigation(40.0, _of(cmds, m.Navigate)[0].goal_id, "failed", "NO_PROGRESS", "blocked")
     assert mis.jobs[0].phase_s["navigating"] == pytest.approx(40.0)
     assert mis.jobs[1].phase_s["navigating"] == 0.0
+
+
+def test_a_car_that_cannot_be_staged_is_skipped_with_the_reason():
+    blocked = _job("blocked", 5.0)
+    blocked.staging = None
+    blocked.failure = "FailedToStage: a pillar is in the way"
+    mis = m.Mission([blocked, _job("b", 20.0)], Pose2D(0, 0, 0))
+    cmds = mis.start(0.0)
+    failed = [c for c in cmds if isinstance(c, m.Event) and c.kind == "job_failed"]
+    assert failed and "pillar" in failed[0].data["reason"]
+    assert mis.job.vehicle_id == "b" and _of(cmds, m.Navigate)[0].goal == Pose2D(20.0, 4.0, 0.0)

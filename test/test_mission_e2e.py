@@ -1,4 +1,6 @@
-"""The default mission end to end: real nodes over DDS on the loopback simulator, checked against ground truth."""
+"""Whole missions end to end: real nodes over DDS on the loopback simulator, checked against ground truth.
+
+Two garages: the default one, and a small one written independently of it (left-side and rear inlets)."""
 import math
 import os
 
@@ -9,9 +11,13 @@ from mobicharge_robot.core.paths import data_path
 from mobicharge_robot.tools.monitor import run_mission
 
 
-@pytest.fixture(scope="module")
-def result(tmp_path_factory):
-    garage_file = data_path("config", "garages", "default.yaml")
+GARAGES = [data_path("config", "garages", "default.yaml"),
+           os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "garages", "small_two_cars.yaml")]
+
+
+@pytest.fixture(scope="module", params=GARAGES, ids=["default", "small_two_cars"])
+def result(request, tmp_path_factory):
+    garage_file = request.param
     run_dir = str(tmp_path_factory.mktemp("e2e"))
     res = run_mission(garage_file, run_dir, timeout_s=240.0, seed=3, live=False, record_truth=True,
                       domain_id=int(os.environ["ROS_DOMAIN_ID"]))
@@ -22,7 +28,7 @@ def test_mission_completes_and_serves_every_car(result):
     res, garage = result
     assert not res.error, res.error
     served = [v for v in res.summary["vehicles"] if v["served"]]
-    assert len(served) == len(garage.requested_vehicles()) >= 3
+    assert len(served) == len(garage.requested_vehicles()) >= 2
 
 
 def test_every_car_received_its_energy_within_one_percent(result):

@@ -28,7 +28,7 @@ class Job:
     spot: str
     inlet_type: str
     requested_kwh: float
-    staging: Pose2D
+    staging: Optional[Pose2D]  # None when no staging pose exists (FailedToStage): the job is skipped
     T_map_inlet: np.ndarray  # expected inlet pose from the garage description (map frame)
     delivered_kwh: float = 0.0
     served: bool = False
@@ -169,6 +169,16 @@ class Mission:
     def _next_job(self, now: float) -> list:
         self._close_phase(now)
         self.index += 1
+        skipped = []
+        while self.job is not None and self.job.staging is None:
+            job = self.job
+            job.failure = job.failure or "FailedToStage: no staging pose beside the inlet"
+            skipped.append(Event("job_failed", {"vehicle": job.vehicle_id, "phase": "queued",
+                                                "reason": job.failure}))
+            self.index += 1
+        return skipped + self._start_job(now)
+
+    def _start_job(self, now: float) -> list:
         job = self.job
         if job is None:
             cmds = self._enter("returning", now)

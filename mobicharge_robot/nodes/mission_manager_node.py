@@ -46,12 +46,16 @@ class MissionManagerNode(Node):
             length, width = UrdfModel.from_xacro(urdf_file).footprint()
             jobs = []
             for v in garage.requested_vehicles():
+                try:
+                    staging, failure = staging_pose(garage, v, length, width, self.clearance), ""
+                except StagingError as exc:
+                    staging, failure = None, f"FailedToStage: {exc}"
+                    self.get_logger().warning(f"{v.id} will be skipped: {failure}")
                 jobs.append(m.Job(vehicle_id=v.id, spot=v.spot, inlet_type=v.inlet.type,
-                                  requested_kwh=v.request.energy_kwh,
-                                  staging=staging_pose(garage, v, length, width, self.clearance),
-                                  T_map_inlet=garage.inlet_pose(v)))
+                                  requested_kwh=v.request.energy_kwh, staging=staging,
+                                  T_map_inlet=garage.inlet_pose(v), failure=failure))
             self.mission = m.Mission(jobs, garage.depot.pose)
-        except (GarageError, UrdfError, StagingError, m.MissionError, OSError) as exc:
+        except (GarageError, UrdfError, m.MissionError, OSError) as exc:
             raise ConfigurationError(str(exc)) from exc
         self.ready = set()
         self._goal_ids = {}  # navigation goal stamp -> mission goal id
