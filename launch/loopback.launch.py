@@ -7,8 +7,9 @@ import os
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
-from launch.substitutions import LaunchConfiguration
+from launch.substitutions import Command, LaunchConfiguration
 from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
 
 NODES = ("navigation", "port_detection", "arm", "energy", "mission_manager")
 
@@ -35,4 +36,11 @@ def generate_launch_description():
                   + ([{"garage_file": garage}] if name in ("navigation", "mission_manager") else []),
                   output="screen")
              for name in NODES]
-    return LaunchDescription(args + [sim] + nodes)
+    # The arm's and sensors' frames for RViz: robot_state_publisher turns joint_states into /tf.
+    description = Node(package="robot_state_publisher", executable="robot_state_publisher",
+                       name="robot_state_publisher", namespace=namespace, output="screen",
+                       parameters=[{"use_sim_time": use_sim_time,
+                                    "robot_description": ParameterValue(
+                                        Command(["xacro ", os.path.join(share, "urdf", "mobicharge.urdf.xacro")]),
+                                        value_type=str)}])
+    return LaunchDescription(args + [sim, description] + nodes)

@@ -27,7 +27,7 @@ from ..core.planner import GridPlanner, PlannerError
 from ..core.safety import FreshnessMonitor, StopZone, scan_points
 from ..core.urdf_model import UrdfError, UrdfModel
 from .ros_common import (ACTIVE, FAILED, IDLE, LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, SUCCEEDED,
-                         ConfigurationError, declare, live_parameters, pose2d_to_msg, pose_to_pose2d,
+                         ConfigurationError, PlanarTf, declare, live_parameters, pose2d_to_msg, pose_to_pose2d,
                          run_node, stamp_seconds, task_status)
 
 
@@ -104,7 +104,7 @@ class NavigationNode(Node):
         self.create_subscription(PoseWithCovarianceStamped, "initialpose", self._on_initial_pose, RELIABLE_QOS)
         self.create_service(Trigger, "navigate/cancel", self._on_cancel)
         self.create_timer(1.0 / self.rate_hz, self._control)
-        self._tf = self._make_tf_broadcaster()
+        self._tf = PlanarTf(self)
         self._publish_map()
         self._publish_status()
         self.get_logger().info(f"navigation ready: garage '{self.garage.name}', footprint "
@@ -186,7 +186,8 @@ class NavigationNode(Node):
             return
         now = self._now()
         self.pose_pub.publish(pose2d_to_msg(self.pose, self.frames["map_frame"], self.get_clock().now().to_msg()))
-        self._broadcast_tf()
+        self._tf.send(self.get_clock().now().to_msg(), self.frames["map_frame"], self.frames["odom_frame"],
+                      self.map_T_odom)
         if self.state != ACTIVE:
             return
         dt = 1.0 / self.rate_hz
@@ -264,27 +265,6 @@ class NavigationNode(Node):
         msg.info.origin.orientation.w = 1.0
         msg.data = np.asarray(g.data, dtype=np.int8).ravel().tolist()
         self.map_pub.publish(msg)
-
-    def _make_tf_broadcaster(self):
-        try:
-            from tf2_ros import TransformBroadcaster
-        except ImportError:
-            return None
-        return TransformBroadcaster(self)
-
-    def _broadcast_tf(self):
-        if self._tf is None:
-            return
-        from geometry_msgs.msg import TransformStamped
-
-        t = TransformStamped()
-        t.header.stamp = self.get_clock().now().to_msg()
-        t.header.frame_id = self.frames["map_frame"]
-        t.child_frame_id = self.frames["odom_frame"]
-        t.transform.translation.x, t.transform.translation.y = self.map_T_odom.x, self.map_T_odom.y
-        t.transform.rotation.z = math.sin(0.5 * self.map_T_odom.yaw)
-        t.transform.rotation.w = math.cos(0.5 * self.map_T_odom.yaw)
-        self._tf.sendTransform(t)
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9

@@ -133,6 +133,31 @@ def pose_to_pose2d(pose: Pose) -> Pose2D:
     return Pose2D(pose.position.x, pose.position.y, yaw_from_quaternion(o.x, o.y, o.z, o.w))
 
 
+class PlanarTf:
+    """Broadcasts planar transforms on /tf where tf2_ros is installed (a ROS installation); a no-op elsewhere."""
+
+    def __init__(self, node: Node):
+        try:
+            from tf2_ros import TransformBroadcaster
+        except ImportError:
+            self._tf = None
+        else:
+            self._tf = TransformBroadcaster(node)
+
+    def send(self, stamp, parent: str, child: str, pose: Pose2D) -> None:
+        if self._tf is None:
+            return
+        from geometry_msgs.msg import TransformStamped
+
+        t = TransformStamped()
+        t.header.stamp = stamp
+        t.header.frame_id = parent
+        t.child_frame_id = child
+        t.transform.translation.x, t.transform.translation.y = pose.x, pose.y
+        t.transform.rotation.z, t.transform.rotation.w = math.sin(0.5 * pose.yaw), math.cos(0.5 * pose.yaw)
+        self._tf.sendTransform(t)
+
+
 def stamp_seconds(stamp) -> float:
     return stamp.sec + stamp.nanosec * 1e-9
 

@@ -37,7 +37,7 @@ from ..core.pack import PackModel, PackParams
 from ..core.paths import data_path
 from ..core.urdf_model import UrdfError, UrdfModel
 from ..nodes.image_conv import rgb_to_image
-from ..nodes.ros_common import (LATCHED_QOS, METER_QOS, RELIABLE_QOS, SENSOR_QOS, ConfigurationError,
+from ..nodes.ros_common import (LATCHED_QOS, METER_QOS, RELIABLE_QOS, SENSOR_QOS, ConfigurationError, PlanarTf,
                                 declare, live_parameters, pose2d_to_msg, run_node)
 from .car import SimCar
 from .contact import InletContact, tip_in_inlet
@@ -162,6 +162,7 @@ class LoopbackSim(Node):
         self.create_subscription(Float64, "pilot/duty", self._on_duty, RELIABLE_QOS)
 
         self._pilot_v = 12.0
+        self._tf = PlanarTf(self)
         self._scan_cache = None
         self._camera_wanted = False
         self._request_changed_t = 0.0
@@ -386,6 +387,7 @@ class LoopbackSim(Node):
         msg.twist.twist.linear.x = self.base.v
         msg.twist.twist.angular.z = self.base.w
         self.odom_pub.publish(msg)
+        self._tf.send(stamp, self.odom_frame, self.base_frame, self.base.odom_pose)  # as a base driver does
 
     def _publish_scan(self, stamp):
         sensor = self.base.pose.compose(self.laser_in_base)
