@@ -86,3 +86,12 @@ def test_reachable_goal_is_reached(probe):
     res = _result(probe, _send(probe, goal), 60.0)
     assert res.message == "succeeded", status_values(res)
     assert any(c.linear.x > 0.05 for c in probe.cmds)
+
+
+def test_status_also_reaches_diagnostics(probe):
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    seen = []
+    sub = probe.create_subscription(DiagnosticArray, "/diagnostics", lambda m: seen.extend(m.status), RELIABLE_QOS)
+    assert spin_until(probe, lambda: any(s.name == "navigation" for s in seen), 5.0)
+    probe.destroy_subscription(sub)

@@ -9,9 +9,7 @@ Actions (progress and result on ``arm/status``, ``hardware_id`` = action name):
 """
 from __future__ import annotations
 
-
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticStatus
 from geometry_msgs.msg import PoseStamped, WrenchStamped
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
@@ -21,14 +19,27 @@ from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 from trajectory_msgs.msg import JointTrajectoryPoint
 
 from ..core.inlets import load_inlets
-from ..core.insertion import (STOWED_POSITIONS, InsertionMonitor, camera_view_tip_pose, seated_tip_pose,
-                              tip_pose_on_axis)
+from ..core.insertion import STOWED_POSITIONS, InsertionMonitor, camera_view_tip_pose, seated_tip_pose, tip_pose_on_axis
 from ..core.kinematics import IKError
 from ..core.paths import data_path
 from ..core.trajectory import plan_joint_motion, plan_linear_motion
 from ..core.urdf_model import UrdfError, UrdfModel
-from .ros_common import (ACTIVE, FAILED, IDLE, LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, SUCCEEDED,
-                         ConfigurationError, declare, live_parameters, pose_to_matrix, run_node, task_status)
+from .ros_common import (
+    ACTIVE,
+    FAILED,
+    IDLE,
+    LATCHED_QOS,
+    RELIABLE_QOS,
+    SENSOR_QOS,
+    SUCCEEDED,
+    ConfigurationError,
+    StatusPublisher,
+    declare,
+    live_parameters,
+    pose_to_matrix,
+    run_node,
+    task_status,
+)
 
 
 class ArmNode(Node):
@@ -78,7 +89,7 @@ class ArmNode(Node):
         self._seat_target = None
 
         self.traj_pub = self.create_publisher(JointTrajectoryMsg, "arm_controller/joint_trajectory", RELIABLE_QOS)
-        self.status_pub = self.create_publisher(DiagnosticStatus, "arm/status", LATCHED_QOS)
+        self.status_pub = StatusPublisher(self, "arm/status")
         self.seated_pub = self.create_publisher(Bool, "connector/seated", LATCHED_QOS)
         self.release_pub = self.create_publisher(Bool, "connector/release", LATCHED_QOS)
         self.create_subscription(JointState, "joint_states", self._on_joints, SENSOR_QOS)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 
-from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.node import Node
 from sensor_msgs.msg import BatteryState
 from std_msgs.msg import Bool, Float64, String
@@ -19,8 +18,18 @@ from ..core.charging import ChargingSession
 from ..core.pack import PackParams, SocEstimator
 from ..core.pilot import ChargerPilotFSM, PilotState, classify_pilot_voltage
 from ..core.requests import RequestError, parse_session_request
-from .ros_common import (LATCHED_QOS, METER_QOS, RELIABLE_QOS, SENSOR_QOS, declare, live_parameters,
-                         run_node, stamp_seconds, task_status)
+from .ros_common import (
+    LATCHED_QOS,
+    METER_QOS,
+    RELIABLE_QOS,
+    SENSOR_QOS,
+    StatusPublisher,
+    declare,
+    live_parameters,
+    run_node,
+    stamp_seconds,
+    task_status,
+)
 
 
 class EnergyNode(Node):
@@ -60,7 +69,7 @@ class EnergyNode(Node):
         self.enable_pub = self.create_publisher(Bool, "dc_output/enable", RELIABLE_QOS)
         self.current_pub = self.create_publisher(Float64, "dc_output/current_request", RELIABLE_QOS)
         self.duty_pub = self.create_publisher(Float64, "pilot/duty", RELIABLE_QOS)
-        self.status_pub = self.create_publisher(DiagnosticStatus, "charge/status", LATCHED_QOS)
+        self.status_pub = StatusPublisher(self, "charge/status")
         self.create_subscription(BatteryState, "bms/state", self._on_bms, SENSOR_QOS)
         self.create_subscription(BatteryState, "dc_output/measurement", self._on_output, METER_QOS)
         self.create_subscription(Float64, "pilot/voltage", self._on_pilot, RELIABLE_QOS)

@@ -21,8 +21,17 @@ from ..core.paths import data_path
 from ..core.requests import SessionRequest, session_request_json
 from ..core.staging import StagingError, staging_pose
 from ..core.urdf_model import UrdfError, UrdfModel
-from .ros_common import (LATCHED_QOS, RELIABLE_QOS, ConfigurationError, declare, live_parameters,
-                         matrix_to_pose_stamped, pose2d_to_msg, run_node, status_values)
+from .ros_common import (
+    LATCHED_QOS,
+    RELIABLE_QOS,
+    ConfigurationError,
+    declare,
+    live_parameters,
+    matrix_to_pose_stamped,
+    pose2d_to_msg,
+    run_node,
+    status_values,
+)
 
 _TASKS = ("navigation", "arm", "port_detection", "energy")
 

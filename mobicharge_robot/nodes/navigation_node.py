@@ -10,7 +10,6 @@ import math
 import time
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticStatus
 from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped, Twist
 from nav_msgs.msg import OccupancyGrid, Odometry, Path
 from rclpy.node import Node
@@ -26,9 +25,25 @@ from ..core.paths import data_path
 from ..core.planner import GridPlanner, PlannerError
 from ..core.safety import FreshnessMonitor, StopZone, scan_points
 from ..core.urdf_model import UrdfError, UrdfModel
-from .ros_common import (ACTIVE, FAILED, IDLE, LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, SUCCEEDED,
-                         ConfigurationError, PlanarTf, declare, live_parameters, pose2d_to_msg, pose_to_pose2d,
-                         run_node, stamp_seconds, task_status)
+from .ros_common import (
+    ACTIVE,
+    FAILED,
+    IDLE,
+    LATCHED_QOS,
+    RELIABLE_QOS,
+    SENSOR_QOS,
+    SUCCEEDED,
+    ConfigurationError,
+    PlanarTf,
+    StatusPublisher,
+    declare,
+    live_parameters,
+    pose2d_to_msg,
+    pose_to_pose2d,
+    run_node,
+    stamp_seconds,
+    task_status,
+)
 
 
 class NavigationNode(Node):
@@ -94,7 +109,7 @@ class NavigationNode(Node):
         self._last_loop_wall = None
 
         self.cmd_pub = self.create_publisher(Twist, "cmd_vel", RELIABLE_QOS)
-        self.status_pub = self.create_publisher(DiagnosticStatus, "navigate/status", LATCHED_QOS)
+        self.status_pub = StatusPublisher(self, "navigate/status")
         self.plan_pub = self.create_publisher(Path, "plan", LATCHED_QOS)
         self.map_pub = self.create_publisher(OccupancyGrid, "map", LATCHED_QOS)
         self.pose_pub = self.create_publisher(PoseStamped, "localized_pose", RELIABLE_QOS)

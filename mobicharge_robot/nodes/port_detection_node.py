@@ -9,7 +9,6 @@ that it says 'failed'.
 from __future__ import annotations
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticStatus
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, JointState
@@ -22,8 +21,18 @@ from ..core.paths import data_path
 from ..core.port_detector import PortNotFound, PortTracker, detect_port
 from ..core.urdf_model import UrdfError, UrdfModel
 from .image_conv import ImageFormatError, image_to_rgb, rgb_to_image
-from .ros_common import (LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, ConfigurationError, declare,
-                         live_parameters, matrix_to_pose_stamped, run_node, task_status)
+from .ros_common import (
+    LATCHED_QOS,
+    RELIABLE_QOS,
+    SENSOR_QOS,
+    ConfigurationError,
+    StatusPublisher,
+    declare,
+    live_parameters,
+    matrix_to_pose_stamped,
+    run_node,
+    task_status,
+)
 
 
 class PortDetectionNode(Node):
@@ -56,7 +65,7 @@ class PortDetectionNode(Node):
 
         self.pose_pub = self.create_publisher(PoseStamped, "inlet_pose", RELIABLE_QOS)
         self.pose_base_pub = self.create_publisher(PoseStamped, "inlet_pose_base", RELIABLE_QOS)
-        self.status_pub = self.create_publisher(DiagnosticStatus, "detect_port/status", LATCHED_QOS)
+        self.status_pub = StatusPublisher(self, "detect_port/status")
         self.debug_pub = self.create_publisher(Image, "detect_port/debug_image", SENSOR_QOS)
         self.create_subscription(JointState, "joint_states", self._on_joints, SENSOR_QOS)
         self.create_subscription(String, "inlet_type", self._on_inlet_type, LATCHED_QOS)

@@ -14,11 +14,9 @@ from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Pose, PoseStamped
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
-from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
-                       qos_profile_sensor_data)
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
-from ..core.geometry import (Pose2D, make_transform, matrix_to_quaternion, quaternion_to_matrix,
-                             yaw_from_quaternion)
+from ..core.geometry import Pose2D, make_transform, matrix_to_quaternion, quaternion_to_matrix, yaw_from_quaternion
 
 SENSOR_QOS = qos_profile_sensor_data
 LATCHED_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
@@ -76,6 +74,39 @@ def task_status(name: str, state: str, goal_id: str = "", code: str = "", reason
     kv.update(values)
     msg.values = [KeyValue(key=k, value=_fmt(v)) for k, v in kv.items()]
     return msg
+
+
+class StatusPublisher:
+    """A task's status: latched on ``<task>/status`` for the other nodes, and on ``/diagnostics`` (once on change,
+    then at 1 Hz) for the ROS diagnostics tools. The diagnostic name is prefixed with the node's namespace so that
+    several robots stay apart."""
+
+    def __init__(self, node: Node, topic: str):
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        self._node = node
+        self._array_type = DiagnosticArray
+        self._status_pub = node.create_publisher(DiagnosticStatus, topic, LATCHED_QOS)
+        self._diag_pub = node.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE_QOS)
+        self._last: Optional[DiagnosticStatus] = None
+        ns = node.get_namespace().strip("/")
+        self._prefix = f"{ns}/" if ns else ""
+        node.create_timer(1.0, self._republish)
+
+    def publish(self, status: DiagnosticStatus) -> None:
+        self._status_pub.publish(status)
+        self._last = status
+        self._republish()
+
+    def _republish(self) -> None:
+        if self._last is None:
+            return
+        diag = DiagnosticStatus(level=self._last.level, name=f"{self._prefix}{self._node.get_name()}",
+                                message=self._last.message, hardware_id=self._last.hardware_id,
+                                values=self._last.values)
+        arr = self._array_type(status=[diag])
+        arr.header.stamp = self._node.get_clock().now().to_msg()
+        self._diag_pub.publish(arr)
 
 
 def _fmt(v: Any) -> str:

@@ -18,10 +18,10 @@ import time
 
 import numpy as np
 import rclpy
-from rclpy._rclpy_pybind11 import RCLError
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped, Twist, WrenchStamped
 from nav_msgs.msg import Odometry
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import BatteryState, CameraInfo, Image, JointState, LaserScan
@@ -37,8 +37,18 @@ from ..core.pack import PackModel, PackParams
 from ..core.paths import data_path
 from ..core.urdf_model import UrdfError, UrdfModel
 from ..nodes.image_conv import rgb_to_image
-from ..nodes.ros_common import (LATCHED_QOS, METER_QOS, RELIABLE_QOS, SENSOR_QOS, ConfigurationError, PlanarTf,
-                                declare, live_parameters, pose2d_to_msg, run_node)
+from ..nodes.ros_common import (
+    LATCHED_QOS,
+    METER_QOS,
+    RELIABLE_QOS,
+    SENSOR_QOS,
+    ConfigurationError,
+    PlanarTf,
+    declare,
+    live_parameters,
+    pose2d_to_msg,
+    run_node,
+)
 from .car import SimCar
 from .contact import InletContact, tip_in_inlet
 from .dc_stage import DcOutputStage
