@@ -111,6 +111,8 @@ class LoopbackSim(Node):
             raise ConfigurationError(str(exc)) from exc
         self.rng = np.random.default_rng(self.seed)
         self.footprint = self.model.footprint()
+        self.wheel_sep, self.wheel_radius = self.model.wheel_separation(), self.model.wheel_radius()
+        self.wheel_angles = [0.0, 0.0]
         self.chain = self.model.chain(self.base_frame, "connector_tip")
         self.arm_joints = list(self.chain.joint_names)
         self.q = np.array(STOWED_POSITIONS, float)[: len(self.arm_joints)]
@@ -285,6 +287,10 @@ class LoopbackSim(Node):
         t = self.clock.s
         v, w = self.cmd if t - self.cmd_t <= self.cmd_timeout else (0.0, 0.0)
         self.base.step(v, w, dt)
+        # Wheel angles for joint_states (robot_state_publisher draws the wheels from them).
+        half = 0.5 * self.wheel_sep
+        self.wheel_angles[0] += (self.base.v - half * self.base.w) * dt / self.wheel_radius
+        self.wheel_angles[1] += (self.base.v + half * self.base.w) * dt / self.wheel_radius
         hit = self.collision_world.first_collision(self.base.pose, self.footprint[0], self.footprint[1])
         if hit is not None:
             self.truth["collisions"] += 1
@@ -421,8 +427,8 @@ class LoopbackSim(Node):
     def _publish_joints(self, stamp):
         msg = JointState()
         msg.header.stamp = stamp
-        msg.name = list(self.arm_joints)
-        msg.position = [float(x) for x in self.q]
+        msg.name = list(self.arm_joints) + ["left_wheel_joint", "right_wheel_joint"]
+        msg.position = [float(x) for x in self.q] + [float(a) for a in self.wheel_angles]
         self.joint_pub.publish(msg)
 
     def _publish_wrench(self, stamp):
