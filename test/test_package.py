@@ -69,3 +69,42 @@ def test_demo_rejects_a_bad_garage_without_traceback(tmp_path):
                            "--out", str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+
+
+NODE_FILES = {
+    "loopback_sim": "mobicharge_robot/sim/loopback_node.py",
+    "navigation": "mobicharge_robot/nodes/navigation_node.py",
+    "port_detection": "mobicharge_robot/nodes/port_detection_node.py",
+    "arm": "mobicharge_robot/nodes/arm_node.py",
+    "energy": "mobicharge_robot/nodes/energy_node.py",
+    "mission_manager": "mobicharge_robot/nodes/mission_manager_node.py",
+}
+
+
+def _declared_defaults(path):
+    """Literal defaults of every ``declare(self, "name", default, ...)`` call in a node file."""
+    out = {}
+    for node in ast.walk(ast.parse(open(os.path.join(ROOT, path)).read())):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "declare" and len(node.args) >= 3:
+            try:
+                out[node.args[1].value] = ast.literal_eval(node.args[2])
+            except ValueError:
+                out[node.args[1].value] = None  # computed (a package path): not in the YAML
+    return out
+
+
+def test_params_file_values_equal_the_code_defaults():
+    with open(os.path.join(ROOT, "config", "mobicharge.yaml")) as f:
+        params = yaml.safe_load(f)
+    for node, path in NODE_FILES.items():
+        declared = _declared_defaults(path)
+        for name, value in params[node]["ros__parameters"].items():
+            assert name in declared, f"{node}: '{name}' in config/mobicharge.yaml is not a parameter of the node"
+            assert declared[name] == value, f"{node}.{name}: YAML {value!r} != code {declared[name]!r}"
+
+
+def test_readme_names_every_parameter():
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    for node, path in NODE_FILES.items():
+        for name in _declared_defaults(path):
+            assert f"`{name}`" in readme, f"README does not document {node}.{name}"
