@@ -31,8 +31,8 @@ def probe(tmp_path_factory):
     node.create_subscription(Twist, "cmd_vel", node.cmds.append, RELIABLE_QOS)
     node.goal_pub = node.create_publisher(PoseStamped, "goal_pose", RELIABLE_QOS)
     node.garage = load_garage(data_path("config", "garages", "default.yaml"))
-    assert spin_until(node, lambda: node.statuses and node.get_clock().now().nanoseconds > 0, 30.0), \
-        "navigation or simulator did not come up"
+    assert spin_until(node, lambda: node.statuses and status_values(node.statuses[-1]).get("localized") == "True",
+                      30.0), "navigation or simulator did not come up (no localized status)"
     yield node
     node.destroy_node()
     stop_node(nav)
