@@ -45,7 +45,7 @@ class PortDetectionNode(Node):
                                     "Camera optical frame id (used when camera_info has none).", read_only=True)
         self.required = declare(self, "required_consistent", 3, "Consecutive consistent detections needed.",
                                 lo=1, hi=20)
-        self.timeout = declare(self, "timeout_s", 10.0, "Report 'failed to detect' after this long (s).",
+        self.timeout = declare(self, "timeout_s", 20.0, "Report 'failed to detect' after this long (s).",
                                lo=0.5, hi=120.0)
         self.publish_debug = declare(self, "publish_debug_image", True, "Publish detect_port/debug_image.")
         live_parameters(self, {"required_consistent": "required", "timeout_s": "timeout",

@@ -83,12 +83,15 @@ class LoopbackSim(Node):
         self.seed = declare(self, "seed", 1, "Random seed for sensor noise and appearance.", read_only=True)
         self.rtf_drive = declare(self, "rtf_drive", 10.0, "Speed-up over real time while driving.", lo=0.1, hi=1000.0)
         self.rtf_arm = declare(self, "rtf_arm", 10.0, "Speed-up while the arm or camera works.", lo=0.1, hi=1000.0)
+        self.rtf_camera = declare(self, "rtf_camera", 2.0, "Speed-up while someone subscribes to the camera: "
+                                  "image processing must keep up with the frames.", lo=0.1, hi=1000.0)
         self.rtf_charge = declare(self, "rtf_charge", 400.0, "Speed-up while a car charges and nothing moves.",
                                   lo=0.1, hi=5000.0)
-        live_parameters(self, {"rtf_drive": "rtf_drive", "rtf_arm": "rtf_arm", "rtf_charge": "rtf_charge"})
+        live_parameters(self, {"rtf_drive": "rtf_drive", "rtf_arm": "rtf_arm", "rtf_camera": "rtf_camera",
+                               "rtf_charge": "rtf_charge"})
         # Sim step per phase (s). While a car charges nothing moves, so a long step is exact for the physics; the
         # energy node still meters every step's measurement.
-        self.steps = {"drive": 0.02, "arm": 0.02, "charge": 0.25}
+        self.steps = {"drive": 0.02, "arm": 0.02, "camera": 0.02, "charge": 0.25}
         self.clock_period = declare(self, "clock_period_s", 0.04, "Sim-time period of /clock messages (s).",
                                     read_only=True, lo=0.001, hi=0.1)
         self.fatal_error = ""
@@ -236,8 +239,9 @@ class LoopbackSim(Node):
         if self.traj is not None:
             start, times, _ = self.traj
             arm_busy = self.clock.s <= start + times[-1] + 0.5
-        camera = self._camera_wanted
-        if arm_busy or camera:
+        if self._camera_wanted:
+            return "camera"
+        if arm_busy:
             return "arm"
         # Fast only while the charger's request is steady: when it tapers or stops, node latency (wall time x
         # speed-up) must stay small in sim time.
