@@ -1,6 +1,8 @@
 """The demo's picture: the garage with the driven path, the pack's state of charge, and energy per car."""
 from __future__ import annotations
 
+import math
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -17,19 +19,20 @@ def write_report(result, path: str, garage) -> None:
     for ob in garage.static_obstacles():
         color = {"wall": "0.25", "pillar": "0.45"}.get(ob.kind, "tab:blue")
         ax_map.add_patch(Polygon(ob.polygon, closed=True, color=color, alpha=0.8 if ob.kind != "vehicle" else 0.5))
+    occupied = {v.spot for v in garage.vehicles}
     for spot in garage.spots:
         ax_map.add_patch(Polygon(spot.polygon, closed=True, fill=False, lw=0.5, ec="0.6"))
-        ax_map.text(spot.center[0], spot.center[1], spot.id, fontsize=5, ha="center", va="center", color="0.4")
+        if spot.id not in occupied:
+            ax_map.text(spot.center[0], spot.center[1], spot.id, fontsize=5, ha="center", va="center", color="0.5")
     requested = {v.id for v in garage.requested_vehicles()}
     for v in garage.vehicles:
         if v.id in requested:
-            x, y = garage.vehicle_pose(v).x, garage.vehicle_pose(v).y
-            ax_map.text(x, y, v.id, fontsize=7, ha="center", va="center", color="white", weight="bold")
+            pose = garage.vehicle_pose(v)
+            ax_map.text(pose.x, pose.y, v.id.replace("_", " "), fontsize=6, ha="center", va="center",
+                        color="black", weight="bold", rotation=90 if abs(math.sin(pose.yaw)) > 0.7 else 0)
     s = result.series
     if s.get("x"):
         d = garage.depot.pose
-        import math
-
         c, sn = math.cos(d.yaw), math.sin(d.yaw)
         xs = [d.x + c * x - sn * y for x, y in zip(s["x"], s["y"])]
         ys = [d.y + sn * x + c * y for x, y in zip(s["x"], s["y"])]
