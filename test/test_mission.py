@@ -10,7 +10,7 @@ def _job(vid, x):
     T = np.eye(4)
     T[:3, 3] = (x, 5.0, 0.9)
     return m.Job(vehicle_id=vid, spot=f"S{vid}", inlet_type="ccs2", requested_kwh=5.0,
-                 staging=Pose2D(x, 4.0, 0.0), T_map_inlet=T)
+                 staging=Pose2D(x, 4.0, 0.0), T_base_inlet=T)
 
 
 def _of(cmds, kind):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -120,12 +120,6 @@ def point_in_polygon(pt: Sequence[float], poly: np.ndarray) -> bool:
             inside = not inside
         j = i
     return inside
-
-
-def polygon_bounds(polys: Iterable[np.ndarray]) -> tuple:
-    """(xmin, ymin, xmax, ymax) of a collection of polygons."""
-    pts = np.concatenate([np.asarray(p, float).reshape(-1, 2) for p in polys])
-    return float(pts[:, 0].min()), float(pts[:, 1].min()), float(pts[:, 0].max()), float(pts[:, 1].max())
 
 
 # ---------------------------------------------------------------- 3-D transforms

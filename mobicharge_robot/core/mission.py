@@ -29,7 +29,7 @@ class Job:
     inlet_type: str
     requested_kwh: float
     staging: Optional[Pose2D]  # None when no staging pose exists (FailedToStage): the job is skipped
-    T_map_inlet: np.ndarray  # expected inlet pose from the garage description (map frame)
+    T_base_inlet: np.ndarray  # expected inlet pose in base_link once staged (from the garage description)
     delivered_kwh: float = 0.0
     served: bool = False
     failure: str = ""
@@ -222,7 +222,7 @@ class Mission:
             job = self.job
             cmds = self._enter("locating_port", now)
             self._arm_pending = "observe"
-            return cmds + [ArmCommand("observe", self._expected_inlet_in_base(job))]
+            return cmds + [ArmCommand("observe", job.T_base_inlet)]
         if self.phase == "returning":
             if state == "failed":
                 return self._mission_failed(now, f"return to depot {code}: {reason}")
@@ -230,9 +230,6 @@ class Mission:
             self.finished_at = now
             return cmds + [Event("mission_complete", self.summary())]
         return []
-
-    def _expected_inlet_in_base(self, job: Job) -> np.ndarray:
-        return np.linalg.inv(job.staging.to_matrix()) @ job.T_map_inlet
 
     def on_arm(self, now: float, action: str, state: str, reason: str = "") -> list:
         if action != self._arm_pending or state not in ("succeeded", "failed"):

@@ -82,7 +82,7 @@ class ArmNode(Node):
         self.latched = False
         self.inlet_base = None
         self.action, self.state = "", IDLE
-        self._steps = []  # queued motion steps: ('traj', JointTrajectory) | ('call', fn)
+        self._steps = []  # queued steps: ('traj'|'insert', trajectory), ('wait', s), ('release', bool), ('fail', why)
         self._traj = None
         self._traj_end = 0.0
         self._monitor = None

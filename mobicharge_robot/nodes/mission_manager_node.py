@@ -19,7 +19,7 @@ from ..core import mission as m
 from ..core.garage import GarageError, load_garage
 from ..core.paths import data_path
 from ..core.requests import SessionRequest, session_request_json
-from ..core.staging import StagingError, staging_pose
+from ..core.staging import StagingError, inlet_relative_to_robot, staging_pose
 from ..core.urdf_model import UrdfError, UrdfModel
 from .ros_common import (
     LATCHED_QOS,
@@ -62,7 +62,9 @@ class MissionManagerNode(Node):
                     self.get_logger().warning(f"{v.id} will be skipped: {failure}")
                 jobs.append(m.Job(vehicle_id=v.id, spot=v.spot, inlet_type=v.inlet.type,
                                   requested_kwh=v.request.energy_kwh, staging=staging,
-                                  T_map_inlet=garage.inlet_pose(v), failure=failure))
+                                  T_base_inlet=(inlet_relative_to_robot(garage, v, staging) if staging is not None
+                                                else None),
+                                  failure=failure))
             self.mission = m.Mission(jobs, garage.depot.pose)
         except (GarageError, UrdfError, m.MissionError, OSError) as exc:
             raise ConfigurationError(str(exc)) from exc

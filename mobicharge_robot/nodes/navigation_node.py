@@ -106,7 +106,7 @@ class NavigationNode(Node):
         self.state = IDLE
         self.blocked = ""  # why the base is held: '', 'stale scan' or 'stop zone occupied'
         self._progress_ref = None
-        self._last_loop_wall = None
+        self._scan = None  # the newest LaserScan; turned into points only while a goal is active
 
         self.cmd_pub = self.create_publisher(Twist, "cmd_vel", RELIABLE_QOS)
         self.status_pub = StatusPublisher(self, "navigate/status")
@@ -155,8 +155,7 @@ class NavigationNode(Node):
     def _on_scan(self, msg: LaserScan):
         now = self._now()
         self.scan_fresh.mark(stamp_seconds(msg.header.stamp) if msg.header.stamp.sec else now)
-        self._scan_pts = scan_points(np.asarray(msg.ranges), msg.angle_min, msg.angle_increment,
-                                     self.laser_in_base, msg.range_min, msg.range_max)
+        self._scan = msg
 
     def _on_goal(self, msg: PoseStamped):
         goal_id = f"{msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d}"
@@ -212,7 +211,10 @@ class NavigationNode(Node):
         pose, v_now, w_now = self.sent.predict(self.pose, self.v, self.w, self.t_odom, now)
         cmd = self.follower.step(pose, v_now, w_now, dt, limit)
         v, w = cmd.v, cmd.w
-        pts = getattr(self, "_scan_pts", np.zeros((0, 2)))
+        scan = self._scan
+        pts = np.zeros((0, 2)) if scan is None else scan_points(
+            np.asarray(scan.ranges), scan.angle_min, scan.angle_increment, self.laser_in_base, scan.range_min,
+            scan.range_max)
         if not self.scan_fresh.fresh(now):
             self.blocked = "stale scan"  # never drive on old data
         elif np.any(hits := self.stop_zone.mask(pts, v, w)):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -126,8 +127,6 @@ def run_mission(garage_file: str, run_dir: str, timeout_s: float = 300.0, seed: 
                 record_truth: bool = False, overrides: Optional[dict] = None,
                 domain_id: Optional[int] = None) -> MissionResult:
     env = isolated_ros_env(domain_id)
-    import os
-
     os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOCALHOST_ONLY")})
     params = {name: {"garage_file": garage_file} for name in ("loopback_sim", "navigation", "mission_manager")}
     params["loopback_sim"]["seed"] = seed
