@@ -166,6 +166,24 @@ class PackModel:
         """Charge power (W) the BMS currently allows (see ``charge_limit_w``)."""
         return charge_limit_w(self.soc, self.temp_c, self.params)
 
+    # The BMS opens its contactor below this terminal voltage per cell (V).
+    CUTOFF_CELL_V = CELL_V_MIN
+
+    def cutoff_reason(self, power_w: float, dt: float) -> str:
+        """Why the pack cannot supply ``power_w`` (W, > 0 discharges) for ``dt`` s, or '' when it can: the BMS
+        contactor is open above ``CUTOFF_TEMP_C``, at an empty pack, below the cut-off voltage, or when the request
+        would take more charge than is left. Check before stepping, so that nothing downstream delivers energy the
+        pack did not give."""
+        if power_w <= 0.0:
+            return "over-temperature" if self.temp_c >= self.CUTOFF_TEMP_C and power_w < 0.0 else ""
+        if self.temp_c >= self.CUTOFF_TEMP_C:
+            return f"over-temperature {self.temp_c:.1f} degC"
+        if self.voltage_v < self.params.cells_series * self.CUTOFF_CELL_V:
+            return f"under-voltage {self.voltage_v:.1f} V"
+        if energy_content_wh(self.soc, self.params) <= 2.0 * power_w * dt / 3600.0 or self.soc <= 0.0:
+            return "empty"
+        return ""
+
     def _hard_limit(self, power_w: float) -> float:
         """Only the hard cut-offs clip the power here; derating is advice that the controller must follow."""
         self.cutoff = ""
@@ -210,38 +228,55 @@ class PackModel:
 
 
 class SocEstimator:
-    """State-of-charge estimate from the BMS's raw voltage, current and temperature.
+    """State-of-charge estimate from the BMS's raw voltage, current and temperature, on a pack that is not its model.
 
-    A two-state extended Kalman filter over (soc, RC voltage): coulomb counting predicts, the terminal voltage
-    corrects through the OCV curve. On the LFP plateau the OCV slope is small, so the correction is weak there and
-    strong at the knees, as it should be. The voltage's noise grows with |current| (the resistances are uncertain),
-    so readings at rest weigh most. Large innovations are down-weighted (a Huber-style inflation of the
-    measurement noise) so one bad sample cannot yank the estimate.
+    An extended Kalman filter over six states: soc, the RC-pair voltage (V), the current sensor's offset (A, the
+    measured minus the true current), the series resistance R0 (ohm), the inverse capacity scale (true Ah =
+    model Ah / scale) and the polarisation resistance R1 (ohm). Coulomb counting with the offset removed predicts; the terminal voltage corrects through the
+    OCV curve, ``ocv(soc) - v_rc - R0 * i_discharge``. The offset is what makes a long run work: an uncorrected
+    1% full-scale bias (3 A on a 106 Ah pack) drifts soc by ~3%/h, and it shows as a slow voltage disagreement at
+    rest that only an offset state explains. R0, R1 and the capacity scale absorb a pack whose resistance and capacity
+    differ from the datasheet by tens of percent. On the LFP plateau the OCV slope is small, so the voltage says
+    little there and much at the knees, as it should. Large innovations are down-weighted (the measurement noise is
+    inflated to a 3-sigma innovation) so one bad sample cannot yank the estimate. Hand-written: the filter is
+    twenty lines, and a generic filter library would not know the model's structure any better.
 
     ``reliable`` drops to False, with ``reason``, on a non-finite or implausible sample (voltage outside the pack's
     range, |current| above twice the BMS limit, temperature outside -40..90 degC), on a voltage stuck at one value for
-    ``stuck_s`` while current flows, and on signs of a biased sensor: innovations that stay beyond 3 sigma for
-    ``bias_s``, or voltage corrections that move soc by more than 0.15 against coulomb counting within about ten
-    minutes. It becomes True again only after ``recover_s`` of clean samples. A bias of a few volts is not caught:
-    on the LFP plateau it looks like a soc error of several percent, which is the limit of voltage-based checks.
+    ``stuck_s`` while current flows, when flagged from outside (``flag``: a stale BMS stream), on a gross voltage
+    disagreement (beyond ``gross_v`` and 10 sigma for ``gross_s``: a sensor fault, or a pack suddenly at its cut-off)
+    and on signs of a biased sensor: innovations that stay beyond 3 sigma for ``bias_s``, voltage corrections that move soc by more than
+    ``max_pull`` against coulomb counting within about ten minutes, or a current offset beyond
+    ``max_current_offset_a``. It becomes True again only after ``recover_s`` of clean samples. A voltage bias of a few
+    volts is not caught: on the LFP plateau it looks like a soc error of several percent, which is the limit of
+    voltage-based checks.
     """
 
     def __init__(self, params: PackParams, initial_soc: float, initial_sigma: float = 0.1,
                  voltage_noise_v: float = 0.5, current_noise_a: float = 0.5, stuck_s: float = 60.0,
-                 bias_s: float = 120.0, recover_s: float = 10.0):
+                 bias_s: float = 120.0, recover_s: float = 10.0, current_offset_sigma_a: float = 3.0,
+                 resistance_sigma: float = 0.4, capacity_sigma: float = 0.06, max_current_offset_a: float = 15.0):
         if not math.isfinite(initial_soc) or not 0.0 <= initial_soc <= 1.0:
             raise ValueError(f"initial_soc must be within [0, 1], got {initial_soc!r}")
         for name, value in (("initial_sigma", initial_sigma), ("voltage_noise_v", voltage_noise_v),
                             ("current_noise_a", current_noise_a), ("stuck_s", stuck_s), ("bias_s", bias_s),
-                            ("recover_s", recover_s)):
-            if not math.isfinite(value) or value <= 0:
+                            ("recover_s", recover_s), ("current_offset_sigma_a", current_offset_sigma_a),
+                            ("resistance_sigma", resistance_sigma), ("capacity_sigma", capacity_sigma),
+                            ("max_current_offset_a", max_current_offset_a)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or value <= 0:
                 raise ValueError(f"{name} must be positive and finite, got {value!r}")
         self.params = params
-        self.x = np.array([float(initial_soc), 0.0])
-        self.P = np.diag([initial_sigma ** 2, 1.0])
+        # x = [soc, v_rc (V), current offset (A), R0 (ohm), inverse capacity scale, R1 (ohm)]
+        self.x = np.array([float(initial_soc), 0.0, 0.0, params.r0_ohm, 1.0, params.r1_ohm])
+        self.P = np.diag([initial_sigma ** 2, 0.2 ** 2, current_offset_sigma_a ** 2,
+                          (resistance_sigma * params.r0_ohm) ** 2, capacity_sigma ** 2,
+                          (resistance_sigma * params.r1_ohm) ** 2])
         self.r_v2 = voltage_noise_v ** 2
-        self.load_uncertainty = 0.5 * (params.r0_ohm + params.r1_ohm)  # ohm
         self.current_noise_a = current_noise_a
+        self.max_current_offset_a = max_current_offset_a
+        self.r0_bounds = (0.3 * params.r0_ohm, 3.0 * params.r0_ohm)
+        self.r1_bounds = (0.3 * params.r1_ohm, 3.0 * params.r1_ohm)
         self.stuck_s, self.bias_s, self.recover_s = stuck_s, bias_s, recover_s
         lo, hi = params.voltage_range_v
         margin = 0.05 * (hi - lo)
@@ -257,6 +292,13 @@ class SocEstimator:
         self._pull = 0.0
         self.pull_window_s = 600.0
         self.max_pull = 0.15
+        self.iterations = 5
+        # A gross disagreement (beyond gross_v and 10 sigma) for gross_s is flagged at once, not after bias_s.
+        self.gross_v = 20.0
+        self.gross_s = 5.0
+        self._gross_for = 0.0
+        self._last_gross = False
+        self._last_innovation = 0.0
 
     @property
     def soc(self) -> float:
@@ -267,14 +309,35 @@ class SocEstimator:
         """One standard deviation of the soc estimate (fraction)."""
         return float(math.sqrt(max(0.0, self.P[0, 0])))
 
-    def remaining_kwh(self, floor_soc: float = 0.0) -> float:
-        """Open-circuit energy (kWh) between ``floor_soc`` and the estimated soc (0 when below the floor)."""
-        return max(0.0, energy_content_wh(self.soc, self.params) - energy_content_wh(floor_soc, self.params)) / 1e3
+    @property
+    def current_offset_a(self) -> float:
+        """Estimated current-sensor offset (A): measured minus true current."""
+        return float(self.x[2])
 
-    def _flag(self, reason: str) -> None:
+    @property
+    def r0_ohm(self) -> float:
+        """Estimated series resistance (ohm)."""
+        return float(self.x[3])
+
+    @property
+    def capacity_kwh(self) -> float:
+        """Estimated capacity (kWh, open-circuit energy 0..100%)."""
+        return self.params.capacity_kwh / float(self.x[4])
+
+    def remaining_kwh(self, floor_soc: float = 0.0) -> float:
+        """Open-circuit energy (kWh) between ``floor_soc`` and the estimated soc (0 when below the floor), on the
+        estimated capacity."""
+        scale = 1.0 / float(self.x[4])
+        return scale * max(0.0, energy_content_wh(self.soc, self.params)
+                           - energy_content_wh(floor_soc, self.params)) / 1e3
+
+    def flag(self, reason: str) -> None:
+        """Mark the estimate unreliable (from outside too: a stale BMS stream) until ``recover_s`` of clean data."""
         self.reliable = False
         self.reason = reason
         self._clean_s = 0.0
+
+    _flag = flag
 
     def _plausibility(self, voltage_v: float, current_a: float, temp_c: float) -> str:
         if not (math.isfinite(voltage_v) and math.isfinite(current_a) and math.isfinite(temp_c)):
@@ -311,13 +374,18 @@ class SocEstimator:
             self.P[0, 0] += (self.current_noise_a * 10.0 * dt / (3600.0 * self.params.capacity_ah)) ** 2
             self._flag(problem)
             return self.soc
-        self._predict(-current_a, dt)
+        self._predict(current_a, dt)
         if self._stuck(voltage_v, current_a, dt):
             self._flag(f"voltage stuck at {voltage_v:.2f} V for {self._stuck_for:.0f} s while current flows")
             return self.soc
         self._pull *= math.exp(-dt / self.pull_window_s)
-        large = self._correct(voltage_v, -current_a)
+        large = self._correct(voltage_v, current_a)
         self._outlier_for = self._outlier_for + dt if large else 0.0
+        self._gross_for = self._gross_for + dt if self._last_gross else 0.0
+        if self._gross_for >= self.gross_s:
+            self._flag(f"voltage {self._last_innovation:+.1f} V away from the model for {self._gross_for:.0f} s "
+                       "(biased or faulty sensor, or the pack is not where the estimate thinks)")
+            return self.soc
         if self._outlier_for >= self.bias_s:
             self._flag(f"voltage disagrees with the model for {self._outlier_for:.0f} s (biased sensor?)")
             return self.soc
@@ -325,45 +393,84 @@ class SocEstimator:
             self._flag(f"voltage pulled the estimate {self._pull:+.2f} away from coulomb counting within "
                        f"~{self.pull_window_s:.0f} s (biased sensor?)")
             return self.soc
+        if abs(self.x[2]) > self.max_current_offset_a and self.P[2, 2] < (0.25 * self.max_current_offset_a) ** 2:
+            self._flag(f"current sensor offset {self.x[2]:+.1f} A beyond {self.max_current_offset_a:.0f} A "
+                       "(biased sensor)")
+            return self.soc
         if not self.reliable:
             self._clean_s += dt
             if self._clean_s >= self.recover_s:
                 self.reliable, self.reason = True, ""
         return self.soc
 
-    def _predict(self, i_dis: float, dt: float) -> None:
+    def _predict(self, current_a: float, dt: float) -> None:
         p = self.params
         ah_s = 3600.0 * p.capacity_ah
-        decay = math.exp(-dt / p.rc_time_constant_s)
-        self.x[0] -= i_dis * dt / ah_s
-        self.x[1] = self.x[1] * decay + p.r1_ohm * i_dis * (1.0 - decay)
-        F = np.diag([1.0, decay])
+        soc, v_rc, offset, _, kappa, r1 = self.x
+        # The capacitance is taken as known, so the time constant follows the estimated R1.
+        decay = math.exp(-dt / (r1 * p.c1_farad))
+        i_chg = current_a - offset  # the true current, positive while charging
+        self.x[0] = soc + kappa * i_chg * dt / ah_s
+        self.x[1] = v_rc * decay - r1 * i_chg * (1.0 - decay)
+        F = np.eye(6)
+        F[0, 2] = -kappa * dt / ah_s
+        F[0, 4] = i_chg * dt / ah_s
+        F[1, 1] = decay
+        F[1, 2] = r1 * (1.0 - decay)
+        F[1, 5] = -i_chg * (1.0 - decay)
         # Current-sensor noise integrates into soc; a small random walk keeps the filter from becoming deaf.
         q_soc = (self.current_noise_a * dt / ah_s) ** 2 + 1e-10 * dt
         q_rc = 0.01 * (1.0 - decay)
-        self.P = F @ self.P @ F.T + np.diag([q_soc, q_rc])
+        q_offset = (2e-4 ** 2) * dt  # the offset drifts slowly (temperature)
+        q_r0 = (1e-5 * p.r0_ohm) ** 2 * dt
+        q_kappa = 1e-12 * dt
+        q_r1 = (1e-5 * p.r1_ohm) ** 2 * dt
+        self.P = F @ self.P @ F.T + np.diag([q_soc, q_rc, q_offset, q_r0, q_kappa, q_r1])
 
-    def _correct(self, voltage_v: float, i_dis: float) -> bool:
-        """Measurement update; returns True when the innovation was an outlier (beyond 3 sigma)."""
+    def _measure(self, x: np.ndarray, current_a: float):
+        """Predicted terminal voltage (V) at state ``x`` and its Jacobian."""
         p = self.params
-        soc = min(1.0, max(0.0, self.x[0]))
-        predicted = ocv_v(soc, p) - self.x[1] - p.r0_ohm * i_dis
-        H = np.array([ocv_slope_v(soc, p), -1.0])
+        soc = min(1.0, max(0.0, float(x[0])))
+        i_dis = x[2] - current_a  # the true discharge current
+        predicted = ocv_v(soc, p) - x[1] - x[3] * i_dis
+        return predicted, np.array([ocv_slope_v(soc, p), -1.0, -x[3], -i_dis, 0.0, 0.0])
+
+    def _correct(self, voltage_v: float, current_a: float) -> bool:
+        """Measurement update; returns True when the innovation was an outlier (beyond 3 sigma).
+
+        An iterated EKF step (Gauss-Newton on the OCV curve): one linearisation at the prior would overshoot across
+        the curve's knees, where the slope changes several-fold within a few percent of soc."""
+        x0 = self.x.copy()
+        self._prior_sigma = self.soc_sigma
+        predicted, H = self._measure(x0, current_a)
         innovation = voltage_v - predicted
-        # The model's resistances are uncertain, so a voltage under load says less than one at rest.
-        r = self.r_v2 + (self.load_uncertainty * abs(i_dis)) ** 2
+        r = self.r_v2
         s = float(H @ self.P @ H) + r
         outlier = innovation * innovation > 9.0 * s
+        self._last_innovation = innovation
+        self._last_gross = abs(innovation) > max(self.gross_v, 10.0 * math.sqrt(s))
         if outlier:
             # Inflate R so the normalised innovation is 3 sigma: bounded pull, still converging.
             r = innovation * innovation / 9.0 - float(H @ self.P @ H)
-            s = float(H @ self.P @ H) + r
-        K = (self.P @ H) / s
-        before = self.x[0]
-        self.x = self.x + K * innovation
-        self.x[0] = min(1.0, max(0.0, self.x[0]))
-        self._pull += self.x[0] - before
-        I_KH = np.eye(2) - np.outer(K, H)
+        x = x0
+        for _ in range(self.iterations):
+            K = (self.P @ H) / (float(H @ self.P @ H) + r)
+            x_new = x0 + K * (voltage_v - predicted - H @ (x0 - x))
+            x_new[0] = min(1.0, max(0.0, x_new[0]))
+            done = abs(x_new[0] - x[0]) < 1e-5
+            x = x_new
+            if done:
+                break
+            predicted, H = self._measure(x, current_a)
+        K = (self.P @ H) / (float(H @ self.P @ H) + r)
+        self.x = x
+        self.x[3] = min(self.r0_bounds[1], max(self.r0_bounds[0], self.x[3]))
+        self.x[4] = min(2.0, max(0.5, self.x[4]))
+        self.x[5] = min(self.r1_bounds[1], max(self.r1_bounds[0], self.x[5]))
+        if self._prior_sigma < 0.03:
+            # Only a converged filter counts pulls: the start-up error (up to initial_sigma) is not a biased sensor.
+            self._pull += self.x[0] - x0[0]
+        I_KH = np.eye(6) - np.outer(K, H)
         # Joseph form keeps P symmetric and positive.
         self.P = I_KH @ self.P @ I_KH.T + r * np.outer(K, K)
         return outlier

@@ -5,6 +5,7 @@ Schema (units are in the key names; the map frame's origin is the garage's lower
     garage:
       name: default
       size_m: [60.0, 40.0]                     # extent in x and y
+      outline: [[0, 0], [60, 0], [60, 20], [30, 20], [30, 40], [0, 40]]   # optional usable floor polygon
       walls:   [{id: w_south, start: [x, y], end: [x, y], thickness_m: 0.3}]
       pillars: [{id: p1, center: [x, y], size_m: [0.6, 0.6]}]            # optional
       lanes:   [{id: lane_1, start: [x, y], end: [x, y], width_m: 6.0, direction: two_way}]  # or one_way (start->end)
@@ -29,6 +30,17 @@ from the centre line (+ towards the car's left, default 0). ``height_m`` is the 
 Cars park nose first: the vehicle frame is the spot centre with the spot's yaw (x to the car's front, y to its left,
 z up), on the floor. The car body is modelled as a box of ``body_m`` centred on that frame.
 
+``outline`` (optional) is the usable floor as a simple polygon (at least 3 corners, map frame, inside ``size_m``);
+without it the floor is the whole ``size_m`` rectangle. An L- or T-shaped level is described by its outline. The
+loader adds a wall along every outline edge (ids ``outline_wall_1``, ``outline_wall_2``, ... in outline order,
+``OUTLINE_WALL_THICKNESS_M`` thick, lying on the floor side of the edge), so every consumer of ``walls`` (the map, the
+simulator's world, the report) sees the boundary; do not list those walls again. Spots, pillars, lanes, the depot and
+the dock must lie inside the outline.
+
+The validator also rejects a depot or dock pose inside a wall, a pillar or a keep-out zone; a spot that overlaps a
+wall, a pillar or a keep-out zone; and a request from a car whose inlet type the robot's connector cannot serve
+(``load_garage(path, connectors=("ccs2",))``; a car without a request may have any inlet type).
+
 Ids share one namespace across walls, pillars, lanes, spots, zones and vehicles, so that a marker or frame name built
 from an id is unambiguous. Every mistake raises :class:`GarageError` naming the file, the field (a dotted path such
 as ``vehicles[2].inlet.height_m``) and the problem.
@@ -39,19 +51,23 @@ import difflib
 import math
 import os
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import yaml
 
-from .geometry import (Pose2D, convex_polygons_intersect, make_transform, polygon_area, rect_polygon,
-                       segment_rect_polygon)
+from ..geometry import (Pose2D, convex_polygons_intersect, make_transform, point_in_polygon, polygon_area,
+                       rect_polygon, segment_rect_polygon)
 
 INLET_TYPES = ("ccs2", "type2", "ccs1")
 INLET_SIDES = ("left", "right", "front", "rear")
 LANE_DIRECTIONS = ("two_way", "one_way")
 ZONE_KINDS = ("keep_out", "speed_limit")
 WALL_HEIGHT_M = 2.5
+# Walls the loader adds along the outline: thick enough to show on a 5 cm map and to stop the simulated lidar.
+OUTLINE_WALL_THICKNESS_M = 0.3
+# Inlet types the robot's connector serves unless the caller says otherwise (a CCS2 plug).
+DEFAULT_CONNECTORS = ("ccs2",)
 PILLAR_HEIGHT_M = 2.5
 # Spots are shrunk by this much on every side before the overlap test, so that neighbours sharing a line are fine.
 SPOT_OVERLAP_TOLERANCE_M = 0.01
@@ -232,6 +248,13 @@ class Garage:
     zones: Tuple[Zone, ...]
     vehicles: Tuple[Vehicle, ...]
     source: str
+    # The usable floor polygon (counter-clockwise corners, map frame, m): the size_m rectangle when the file has none.
+    outline: Tuple[Tuple[float, float], ...] = ()
+
+    def __post_init__(self):
+        if not self.outline:
+            sx, sy = self.size_m
+            object.__setattr__(self, "outline", ((0.0, 0.0), (sx, 0.0), (sx, sy), (0.0, sy)))
 
     def spot(self, spot_id: str) -> Spot:
         """The spot with this id; GarageError if there is none."""
@@ -314,8 +337,11 @@ def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
 
 
-def load_garage(path: Union[str, "os.PathLike[str]"]) -> Garage:
-    """Read and validate a garage YAML file; GarageError (never another exception) for any mistake in it."""
+def load_garage(path: Union[str, "os.PathLike[str]"], connectors: Sequence[str] = DEFAULT_CONNECTORS) -> Garage:
+    """Read and validate a garage YAML file; GarageError (never another exception) for any mistake in it.
+
+    ``connectors`` are the inlet types the robot's connector serves: a request from a car with another inlet type is
+    a mistake."""
     source = os.fspath(path)
     try:
         with open(source, encoding="utf-8") as f:
@@ -330,7 +356,7 @@ def load_garage(path: Union[str, "os.PathLike[str]"]) -> Garage:
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "file"
         problem = getattr(exc, "problem", None) or str(exc)
         raise GarageError(source, where, f"invalid YAML: {problem}") from exc
-    return parse_garage(data, source)
+    return parse_garage(data, source, connectors)
 
 
 class _Reader:
@@ -423,20 +449,48 @@ def _suggest(key: str, allowed) -> str:
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
-def parse_garage(data, source: str = "<garage>") -> Garage:
-    """Validate already-parsed YAML data (``source`` names it in messages) and build the Garage."""
+def parse_garage(data, source: str = "<garage>", connectors: Sequence[str] = DEFAULT_CONNECTORS) -> Garage:
+    """Validate already-parsed YAML data (``source`` names it in messages) and build the Garage.
+
+    ``connectors``: the inlet types the robot's connector serves (a request from another inlet type is rejected)."""
+    connectors = tuple(connectors)
+    for c in connectors:
+        if c not in INLET_TYPES:
+            raise ValueError(f"unknown connector type {c!r}; expected one of {', '.join(INLET_TYPES)}")
     r = _Reader(source)
     top = r.mapping(data, "", ("garage",), ("vehicles",))
     g = r.mapping(top["garage"], "garage", ("name", "size_m", "walls", "spots", "depot"),
-                  ("pillars", "lanes", "zones"))
+                  ("outline", "pillars", "lanes", "zones"))
     name = r.text(g["name"], "garage.name")
     size = r.point(g["size_m"], "garage.size_m", lo=1.0, hi=2000.0)
 
-    def inside(points, field: str, what: str) -> None:
+    def inside_size(points, field: str, what: str) -> None:
         for x, y in np.asarray(points, float).reshape(-1, 2):
             if not (-1e-9 <= x <= size[0] + 1e-9 and -1e-9 <= y <= size[1] + 1e-9):
                 r.fail(field, f"{what} ({round(x, 3):g}, {round(y, 3):g}) lies outside the garage "
                               f"(0..{size[0]:g} x 0..{size[1]:g} m)")
+
+    outline = None
+    if g.get("outline") is not None:
+        outline = _parse_outline(r, g["outline"], "garage.outline", inside_size)
+
+    def inside(points, field: str, what: str) -> None:
+        inside_size(points, field, what)
+        if outline is None:
+            return
+        pts = np.asarray(points, float).reshape(-1, 2)
+        for x, y in pts:
+            if not _in_outline((x, y), outline):
+                r.fail(field, f"{what} ({round(x, 3):g}, {round(y, 3):g}) lies outside the garage outline")
+        if len(pts) >= 3:  # a convex polygon with every corner inside: no outline corner may poke into it
+            for corner in outline:
+                if _strictly_inside_convex(corner, pts):
+                    r.fail(field, f"{what.split(' corner')[0]} reaches outside the garage outline (outline corner "
+                                  f"({corner[0]:g}, {corner[1]:g}) lies within it)")
+        elif len(pts) == 2:  # a segment with both ends inside must not cross the outline's boundary
+            for a, b in zip(outline, outline[1:] + outline[:1]):
+                if _segments_cross(pts[0], pts[1], a, b):
+                    r.fail(field, "leaves the garage outline between its start and end")
 
     walls = []
     for i, w in enumerate(r.seq(g["walls"], "garage.walls")):
@@ -444,11 +498,13 @@ def parse_garage(data, source: str = "<garage>") -> Garage:
         r.mapping(w, f, ("id", "start", "end", "thickness_m"))
         wid = r.new_id(w["id"], f + ".id")
         start, end = r.point(w["start"], f + ".start"), r.point(w["end"], f + ".end")
-        inside(start, f + ".start", "start")
-        inside(end, f + ".end", "end")
+        inside_size(start, f + ".start", "start")
+        inside_size(end, f + ".end", "end")
         if math.dist(start, end) < 0.01:
             r.fail(f, "start and end are the same point")
         walls.append(Wall(wid, start, end, r.num(w["thickness_m"], f + ".thickness_m", "metres", 0.01, 2.0)))
+    if outline is not None:
+        walls += _outline_walls(r, outline)
 
     pillars = []
     for i, p in enumerate(r.seq(g.get("pillars"), "garage.pillars")):
@@ -457,7 +513,7 @@ def parse_garage(data, source: str = "<garage>") -> Garage:
         pillar = Pillar(r.new_id(p["id"], f + ".id"), r.point(p["center"], f + ".center"),
                         r.point(p["size_m"], f + ".size_m", lo=0.05, hi=5.0))
         inside(pillar.center, f + ".center", "centre")
-        inside(pillar.polygon, f, "corner")
+        inside(pillar.polygon, f, f"pillar '{pillar.id}' corner")
         pillars.append(pillar)
 
     lanes = []
@@ -470,9 +526,13 @@ def parse_garage(data, source: str = "<garage>") -> Garage:
         inside(end, f + ".end", "end")
         if math.dist(start, end) < 0.01:
             r.fail(f, "start and end are the same point")
+        inside((start, end), f, "centre line")
         lanes.append(Lane(lid, start, end, r.num(ln["width_m"], f + ".width_m", "metres", 1.0, 30.0),
                           r.text(ln.get("direction", "two_way"), f + ".direction", LANE_DIRECTIONS)))
 
+    fixed = [(f"wall '{w.id}'", w.polygon) for w in walls] + [(f"pillar '{p.id}'", p.polygon) for p in pillars]
+    # Bounding boxes first: the exact test for every spot against every wall and pillar is slow in big garages.
+    fixed_boxes = [(what, poly, (poly.min(axis=0), poly.max(axis=0))) for what, poly in fixed]
     spots = []
     shrunk = []  # (polygon, bounding radius) of each accepted spot, for the overlap test
     shrink = 2.0 * SPOT_OVERLAP_TOLERANCE_M
@@ -484,6 +544,9 @@ def parse_garage(data, source: str = "<garage>") -> Garage:
                     *r.point(s["size_m"], f + ".size_m", lo=2.0, hi=20.0))
         inside(spot.polygon, f, f"spot '{spot.id}' corner")
         mine = rect_polygon(spot.pose, spot.length_m - shrink, spot.width_m - shrink)
+        for what, poly, box in fixed_boxes:
+            if _boxes_overlap(mine, box) and convex_polygons_intersect(mine, poly):
+                r.fail(f, f"spot '{spot.id}' overlaps {what}")
         radius = 0.5 * math.hypot(spot.length_m, spot.width_m)
         for j, (other, (theirs, other_radius)) in enumerate(zip(spots, shrunk)):
             if math.dist(spot.center, other.center) > radius + other_radius:
@@ -504,20 +567,132 @@ def parse_garage(data, source: str = "<garage>") -> Garage:
     for i, z in enumerate(r.seq(g.get("zones"), "garage.zones")):
         zones.append(_parse_zone(r, z, f"garage.zones[{i}]"))
 
+    # Checks that need the zones: nothing may stand where the robot must never be.
+    from .staging import polygons_intersect  # a keep-out zone may be concave; staging holds the general test
+    keep_out = [(f"keep-out zone '{z.id}'", z.polygon) for z in zones if z.kind == "keep_out"]
+    for field, what, p in (("garage.depot.pose", "depot", pose), ("garage.depot.dock", "dock", dock)):
+        for blocker, poly in fixed + keep_out:
+            if point_in_polygon(p[:2], poly):
+                r.fail(field, f"the {what} ({p[0]:g}, {p[1]:g}) lies inside {blocker}")
+    for i, spot in enumerate(spots):
+        mine = shrunk[i][0]
+        for blocker, poly in keep_out:
+            if polygons_intersect(mine, poly):
+                r.fail(f"garage.spots[{i}]", f"spot '{spot.id}' overlaps {blocker}")
+
     spot_by_id = {s.id: s for s in spots}
-    fixed = [(f"wall '{w.id}'", w.polygon) for w in walls] + [(f"pillar '{p.id}'", p.polygon) for p in pillars]
     vehicles: List[Vehicle] = []
     taken: Dict[str, str] = {}
     for i, v in enumerate(r.seq(top.get("vehicles"), "vehicles")):
         f = f"vehicles[{i}]"
         vehicle = _parse_vehicle(r, v, f, spot_by_id, taken)
+        if vehicle.request is not None and vehicle.inlet.type not in connectors:
+            r.fail(f + ".request", f"car '{vehicle.id}' has a {vehicle.inlet.type} inlet, which the robot's connector "
+                                   f"({', '.join(connectors)}) cannot serve")
         body = rect_polygon(spot_by_id[vehicle.spot].pose, vehicle.length_m, vehicle.width_m)
-        for what, poly in fixed:
-            if convex_polygons_intersect(body, poly):
+        for what, poly, box in fixed_boxes:
+            if _boxes_overlap(body, box) and convex_polygons_intersect(body, poly):
                 r.fail(f + ".spot", f"car '{vehicle.id}' in spot '{vehicle.spot}' would stand in {what}")
         vehicles.append(vehicle)
     return Garage(name, size, tuple(walls), tuple(pillars), tuple(lanes), tuple(spots), depot, tuple(zones),
-                  tuple(vehicles), source)
+                  tuple(vehicles), source, outline or ())
+
+
+def _parse_outline(r: _Reader, data, f: str, inside_size) -> Tuple[Tuple[float, float], ...]:
+    """The outline as counter-clockwise corners; GarageError unless it is a simple polygon inside size_m."""
+    pts = r.seq(data, f, required=True)
+    if len(pts) < 3:
+        r.fail(f, f"needs at least 3 corners, got {len(pts)}")
+    corners = [r.point(p, f"{f}[{k}]") for k, p in enumerate(pts)]
+    for k, c in enumerate(corners):
+        inside_size(c, f"{f}[{k}]", "corner")
+    n = len(corners)
+    for k in range(n):
+        if math.dist(corners[k], corners[(k + 1) % n]) < 0.01:
+            r.fail(f"{f}[{(k + 1) % n}]", f"repeats corner {k} (an edge of zero length)")
+    for i in range(n):
+        for j in range(i + 1, n):
+            if j == i + 1 or (i == 0 and j == n - 1):
+                continue  # neighbouring edges share a corner
+            if _segments_touch(corners[i], corners[(i + 1) % n], corners[j], corners[(j + 1) % n]):
+                r.fail(f, f"is not a simple polygon: edge {i} ({_fmt(corners[i])}-{_fmt(corners[(i + 1) % n])}) "
+                          f"meets edge {j} ({_fmt(corners[j])}-{_fmt(corners[(j + 1) % n])})")
+    area = polygon_area(np.array(corners))
+    if abs(area) < 1.0:
+        r.fail(f, f"encloses {abs(area):g} m^2, too little floor")
+    if area < 0.0:
+        corners.reverse()
+    return tuple((float(x), float(y)) for x, y in corners)
+
+
+def _outline_walls(r: _Reader, outline) -> List[Wall]:
+    """One wall per outline edge, on the floor side of it (the outline is counter-clockwise: the floor is left)."""
+    half = 0.5 * OUTLINE_WALL_THICKNESS_M
+    walls = []
+    for k, (a, b) in enumerate(zip(outline, outline[1:] + outline[:1])):
+        d = np.subtract(b, a) / math.dist(a, b)
+        n = np.array([-d[1], d[0]]) * half
+        wid = f"outline_wall_{k + 1}"
+        if wid in r.ids:
+            r.fail(r.ids[wid] + ".id", f"id '{wid}' is reserved for the wall the loader adds along outline edge {k}")
+        r.ids[wid] = "garage.outline"
+        walls.append(Wall(wid, (float(a[0] + n[0]), float(a[1] + n[1])), (float(b[0] + n[0]), float(b[1] + n[1])),
+                          OUTLINE_WALL_THICKNESS_M))
+    return walls
+
+
+def _boxes_overlap(poly: np.ndarray, box) -> bool:
+    """Whether the axis-aligned bounding box of ``poly`` meets ``box`` = (min corner, max corner), touching included."""
+    lo, hi = poly.min(axis=0), poly.max(axis=0)
+    return bool(np.all(lo <= box[1]) and np.all(box[0] <= hi))
+
+
+def _fmt(p) -> str:
+    return f"({p[0]:g}, {p[1]:g})"
+
+
+def _orient(o, a, b) -> float:
+    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+
+def _segments_cross(p0, p1, q0, q1) -> bool:
+    """A proper crossing: each segment has the other's ends strictly on opposite sides."""
+    return (_orient(q0, q1, p0) * _orient(q0, q1, p1) < -1e-12
+            and _orient(p0, p1, q0) * _orient(p0, p1, q1) < -1e-12)
+
+
+def _segments_touch(p0, p1, q0, q1) -> bool:
+    """Whether two segments share any point (crossing, touching or overlapping)."""
+    if _segments_cross(p0, p1, q0, q1):
+        return True
+    return any(_point_segment_distance(p, a, b) < 1e-9 for p, a, b in ((p0, q0, q1), (p1, q0, q1), (q0, p0, p1),
+                                                                        (q1, p0, p1)))
+
+
+def _point_segment_distance(p, a, b) -> float:
+    p, a, b = (np.asarray(v, float) for v in (p, a, b))
+    ab = b - a
+    t = float(np.clip(np.dot(p - a, ab) / max(float(np.dot(ab, ab)), 1e-18), 0.0, 1.0))
+    return float(np.linalg.norm(p - (a + t * ab)))
+
+
+def _in_outline(p, outline, tol: float = 1e-6) -> bool:
+    """Inside the outline polygon or on its boundary (within ``tol`` m)."""
+    if point_in_polygon(p, np.asarray(outline)):
+        return True
+    return any(_point_segment_distance(p, a, b) <= tol for a, b in zip(outline, outline[1:] + outline[:1]))
+
+
+def _strictly_inside_convex(p, poly, tol: float = 1e-6) -> bool:
+    """Whether ``p`` lies inside the convex polygon ``poly`` by more than ``tol`` m from every edge."""
+    poly = np.asarray(poly, float)
+    if polygon_area(poly) < 0.0:
+        poly = poly[::-1]
+    for a, b in zip(poly, np.roll(poly, -1, axis=0)):
+        edge = b - a
+        if _orient(a, b, p) / max(float(np.linalg.norm(edge)), 1e-12) <= tol:
+            return False
+    return True
 
 
 def _parse_zone(r: _Reader, z, f: str) -> Zone:

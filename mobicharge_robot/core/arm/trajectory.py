@@ -1,4 +1,5 @@
-"""Joint trajectories for the arm: synchronised trapezoidal joint moves and straight-line Cartesian moves.
+"""Joint trajectories for the arm: synchronised joint moves and straight-line Cartesian moves, timed by ruckig
+(velocity, acceleration and jerk limits).
 
 Times are seconds from the trajectory's start, positions rad (m for prismatic joints), velocities rad/s. Cartesian
 poses are 4x4 transforms of the chain's tip in the chain's base frame (``base_link`` for the arm).
@@ -61,36 +62,36 @@ def sample(traj: JointTrajectory, t: float) -> np.ndarray:
     return (1.0 - a) * traj.positions[i] + a * traj.positions[i + 1]
 
 
-class _Trapezoid:
-    """A rest-to-rest profile of a path parameter s from 0 to 1 with peak rate ``v`` (1/s) and rate of change of
-    rate ``a`` (1/s^2); triangular when the distance is too short to reach ``v``."""
+class _Profile:
+    """A rest-to-rest, jerk-limited profile of a path parameter s from 0 to 1, computed by ruckig: peak rate ``v``
+    (1/s), rate of change ``a`` (1/s^2) and its rate ``j`` (1/s^3). Tabulated finely so that :meth:`time_at`
+    (its inverse) is a lookup."""
 
-    def __init__(self, v: float, a: float):
-        if v * v / a >= 1.0:
-            v = math.sqrt(a)  # triangular: accelerate over half the path, decelerate over the other half
-        self.v, self.a = v, a
-        self.t_ramp = v / a
-        self.s_ramp = 0.5 * v * self.t_ramp
-        self.duration = 2.0 * self.t_ramp + (1.0 - 2.0 * self.s_ramp) / v
+    def __init__(self, v: float, a: float, j: float):
+        from ruckig import InputParameter, Result, Ruckig, Trajectory
+
+        inp = InputParameter(1)
+        inp.current_position, inp.target_position = [0.0], [1.0]
+        inp.max_velocity, inp.max_acceleration, inp.max_jerk = [v], [a], [j]
+        self._traj = Trajectory(1)
+        result = Ruckig(1).calculate(inp, self._traj)
+        if result not in (Result.Working, Result.Finished):
+            raise TrajectoryError(f"ruckig could not time the motion ({result})")
+        self.duration = float(self._traj.duration)
+        self._t = np.linspace(0.0, self.duration, 400)
+        self._s = np.array([self.at(t)[0] for t in self._t])
+        self._s = np.maximum.accumulate(self._s)
 
     def at(self, t: float) -> Tuple[float, float]:
         """(s, ds/dt) at time ``t``."""
         t = min(max(t, 0.0), self.duration)
-        if t < self.t_ramp:
-            return 0.5 * self.a * t * t, self.a * t
-        if t <= self.duration - self.t_ramp:
-            return self.s_ramp + self.v * (t - self.t_ramp), self.v
-        r = self.duration - t
-        return 1.0 - 0.5 * self.a * r * r, self.a * r
+        pos, vel, _ = self._traj.at_time(t)
+        return min(max(float(pos[0]), 0.0), 1.0), max(float(vel[0]), 0.0)
 
     def time_at(self, s: float) -> float:
         """The time at which the profile reaches ``s`` (inverse of :meth:`at`)."""
         s = min(max(s, 0.0), 1.0)
-        if s < self.s_ramp:
-            return math.sqrt(2.0 * s / self.a)
-        if s <= 1.0 - self.s_ramp:
-            return self.t_ramp + (s - self.s_ramp) / self.v
-        return self.duration - math.sqrt(2.0 * max(1.0 - s, 0.0) / self.a)
+        return float(np.interp(s, self._s, self._t))
 
 
 def _as_q(chain: KinematicChain, q, what: str) -> np.ndarray:
@@ -108,11 +109,13 @@ def _per_joint(value: Union[float, Sequence[float]], n: int, what: str) -> np.nd
 
 
 def plan_joint_motion(chain: KinematicChain, q_start, q_goal, velocity_scale: float = 0.5,
-                      accel_limit: Union[float, Sequence[float]] = 1.5, dt: float = 0.05) -> JointTrajectory:
-    """A straight line in joint space from ``q_start`` to ``q_goal`` on a synchronised trapezoidal profile.
+                      accel_limit: Union[float, Sequence[float]] = 1.5,
+                      jerk_limit: Union[float, Sequence[float]] = 10.0, dt: float = 0.05) -> JointTrajectory:
+    """A straight line in joint space from ``q_start`` to ``q_goal`` on a synchronised jerk-limited profile (ruckig).
 
-    All joints start and stop together. Each joint stays within ``velocity_scale`` times its URDF velocity limit
-    and within ``accel_limit`` (rad/s^2, one value or one per joint); the slowest joint sets the duration.
+    All joints start and stop together. Each joint stays within ``velocity_scale`` times its URDF velocity limit,
+    within ``accel_limit`` (rad/s^2) and ``jerk_limit`` (rad/s^3), one value or one per joint; the slowest joint
+    sets the duration.
     Waypoints every ``dt`` s plus the end point. A goal outside the joint limits raises TrajectoryError.
     A start equal to the goal gives a single point at t = 0.
     """
@@ -125,13 +128,14 @@ def plan_joint_motion(chain: KinematicChain, q_start, q_goal, velocity_scale: fl
     if not chain.within_limits(q1, tol=1e-6):
         raise TrajectoryError(f"q_goal {np.round(q1, 4)} is outside the joint limits")
     accel = _per_joint(accel_limit, chain.n_joints, "accel_limit")
+    jerk = _per_joint(jerk_limit, chain.n_joints, "jerk_limit")
     delta = q1 - q0
     moving = np.abs(delta) > 1e-12
     if not np.any(moving):
         return JointTrajectory(chain.joint_names, [0.0], [q0], [np.zeros_like(q0)])
     span = np.abs(delta[moving])
-    profile = _Trapezoid(float(np.min(velocity_scale * chain.velocity_limits[moving] / span)),
-                         float(np.min(accel[moving] / span)))
+    profile = _Profile(float(np.min(velocity_scale * chain.velocity_limits[moving] / span)),
+                       float(np.min(accel[moving] / span)), float(np.min(jerk[moving] / span)))
     n = max(1, int(math.ceil(profile.duration / dt - 1e-9)))
     times = np.minimum(np.arange(n + 1) * dt, profile.duration)
     times[-1] = profile.duration
@@ -157,13 +161,14 @@ def interpolate_pose(T_a: np.ndarray, T_b: np.ndarray, s: float) -> np.ndarray:
 def plan_linear_motion(chain: KinematicChain, q_start, T_goal, speed_mps: float = 0.05,
                        angular_speed_rps: float = 0.087, step_m: float = 0.002, step_rad: float = 0.01,
                        accel_mps2: float = 0.1, angular_accel_rps2: float = 0.2,
-                       max_joint_step_rad: float = 0.1) -> JointTrajectory:
+                       max_joint_step_rad: float = 0.1, jerk_mps3: float = 1.0,
+                       angular_jerk_rps3: float = 2.0) -> JointTrajectory:
     """Move the tip along the straight line (and the slerp of the rotation) from ``fk(q_start)`` to ``T_goal``.
 
     The path is cut into steps of at most ``step_m`` metres and ``step_rad`` radians; each step is solved by IK
-    seeded with the previous one and kept local (no restarts). The tip's speed follows a trapezoidal profile capped
+    seeded with the previous one and kept local (no restarts). The tip's speed follows a jerk-limited profile (ruckig) capped
     at ``speed_mps`` (m/s) and ``angular_speed_rps`` (rad/s) with accelerations ``accel_mps2`` and
-    ``angular_accel_rps2``; a segment is slowed further where a joint would exceed its URDF velocity limit.
+    ``angular_accel_rps2`` and jerks ``jerk_mps3`` / ``angular_jerk_rps3``; a segment is slowed further where a joint would exceed its URDF velocity limit.
 
     Raises IKError (NoIKSolution, OutOfReach) when a step has no solution, and PathDiscontinuity when a joint moves
     more than ``max_joint_step_rad`` in one step (a branch flip or a singularity on the line).
@@ -174,7 +179,8 @@ def plan_linear_motion(chain: KinematicChain, q_start, T_goal, speed_mps: float 
         raise TrajectoryError("T_goal must be a finite 4x4 transform")
     for name, val in (("speed_mps", speed_mps), ("angular_speed_rps", angular_speed_rps), ("step_m", step_m),
                       ("step_rad", step_rad), ("accel_mps2", accel_mps2),
-                      ("angular_accel_rps2", angular_accel_rps2), ("max_joint_step_rad", max_joint_step_rad)):
+                      ("angular_accel_rps2", angular_accel_rps2), ("max_joint_step_rad", max_joint_step_rad),
+                      ("jerk_mps3", jerk_mps3), ("angular_jerk_rps3", angular_jerk_rps3)):
         if not (math.isfinite(val) and val > 0.0):
             raise TrajectoryError(f"{name} must be positive and finite, got {val}")
     T0 = chain.fk(q0)
@@ -185,7 +191,9 @@ def plan_linear_motion(chain: KinematicChain, q_start, T_goal, speed_mps: float 
     rates = [speed_mps / dist if dist > 1e-9 else math.inf, angular_speed_rps / angle if angle > 1e-9 else math.inf]
     accels = [accel_mps2 / dist if dist > 1e-9 else math.inf,
               angular_accel_rps2 / angle if angle > 1e-9 else math.inf]
-    profile = _Trapezoid(min(rates), min(accels))
+    jerks = [jerk_mps3 / dist if dist > 1e-9 else math.inf,
+             angular_jerk_rps3 / angle if angle > 1e-9 else math.inf]
+    profile = _Profile(min(rates), min(accels), min(jerks))
     n = max(1, int(math.ceil(max(dist / step_m, angle / step_rad) - 1e-9)))
 
     positions = [q0]

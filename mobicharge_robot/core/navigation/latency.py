@@ -11,7 +11,7 @@ import math
 from collections import deque
 from typing import Deque, Tuple
 
-from .geometry import Pose2D, wrap_angle
+from ..geometry import Pose2D, wrap_angle
 
 
 def advance(pose: Pose2D, v: float, w: float, dt: float) -> Pose2D:

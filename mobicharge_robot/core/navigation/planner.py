@@ -20,7 +20,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from .geometry import Pose2D
+from ..geometry import Pose2D
 from .occupancy import OccupancyGrid, distance_field
 
 _SQRT2 = math.sqrt(2.0)
@@ -80,12 +80,14 @@ class Path:
     """A planned path in the ``map`` frame.
 
     ``points`` (N, 2) m, N >= 2, evenly spaced along the path; ``yaws`` (N,) rad, the direction of travel at each
-    point, the last one being the goal yaw; ``length_m`` the arc length.
+    point, the last one being the goal yaw; ``length_m`` the arc length. ``speed_limits`` (N,) m/s, optional: the
+    highest speed allowed from each point to the next (None: no limit beyond the follower's own).
     """
 
     points: np.ndarray
     yaws: np.ndarray
     length_m: float
+    speed_limits: Optional[np.ndarray] = None
 
     @property
     def goal(self) -> Pose2D:

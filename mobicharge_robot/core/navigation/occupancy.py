@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import yaml
 
-from .geometry import point_in_polygon, polygon_area
+from ..geometry import point_in_polygon, polygon_area
 
 FREE = 0
 OCCUPIED = 100

@@ -1,8 +1,12 @@
-"""Serial-chain kinematics: forward kinematics, the geometric Jacobian and numerical inverse kinematics.
+"""Serial-chain kinematics on Pinocchio: forward kinematics, the geometric Jacobian and numerical inverse kinematics.
 
-A :class:`KinematicChain` is usually built from the URDF by ``UrdfModel.chain(base, tip)``. All transforms are 4x4
-homogeneous matrices ``T_base_x`` (points in frame x mapped into the chain's base frame), positions in metres, joint
-positions in radians (revolute, continuous) or metres (prismatic).
+A :class:`KinematicChain` is built from the URDF by ``UrdfModel.chain(base, tip)``: Pinocchio (which reads the URDF
+through urdfdom) provides the model, and every joint outside the chain is locked at zero in a reduced model. Forward
+kinematics and Jacobians are Pinocchio's; the inverse kinematics loop on top of them (damped least squares with
+restarts, nearest solution to the current configuration) is ours because Pinocchio ships no IK solver and the
+nearest-branch choice is specific to how the arm follows insertion lines. All transforms are 4x4 homogeneous
+matrices ``T_base_x`` (points in frame x mapped into the chain's base frame), positions in metres, joint positions in
+radians (revolute) or metres (prismatic).
 """
 from __future__ import annotations
 
@@ -65,6 +69,17 @@ def rotation_vector(r: np.ndarray) -> np.ndarray:
     return k * angle
 
 
+def _log3(r: np.ndarray) -> np.ndarray:
+    """Pinocchio's rotation logarithm (the rotation vector, computed in C++)."""
+    return np.asarray(_pin().log3(np.ascontiguousarray(r)), float)
+
+
+def _pin():
+    import pinocchio
+
+    return pinocchio
+
+
 def rotation_from_vector(v: np.ndarray) -> np.ndarray:
     """The rotation matrix of a rotation vector (axis times angle, rad)."""
     v = np.asarray(v, float)
@@ -82,58 +97,59 @@ def pose_error(T_target: np.ndarray, T_actual: np.ndarray) -> Tuple[float, float
 
 
 class KinematicChain:
-    """A serial chain of 1-DoF joints from ``base`` to ``tip``.
+    """A serial chain of 1-DoF joints from ``base`` to ``tip`` of a Pinocchio model.
 
-    Joint ``i`` moves by ``origins[i]`` (fixed transform from the previous joint's moving frame, or from the base,
-    to joint i's frame at zero position) followed by a rotation about (or a translation along) ``axes[i]`` in joint
-    i's frame. ``tip_offset`` is the fixed transform from the last joint's moving frame to the tip. ``frames`` maps
-    other frame names to ``(k, T)``: the frame is rigidly attached after the first k joints with fixed transform T.
+    ``model`` is the full ``pinocchio.Model``; ``joint_ids`` the chain's joints (root to tip). Every other joint is
+    locked at its neutral position. Frames rigidly attached to the base or to a chain link (such as the camera's
+    optical frame) are available through :meth:`fk_frame`.
 
-    Limits are arrays in chain order: ``lower``/``upper`` (rad or m; +-inf for continuous joints) and
-    ``velocity_limits`` (rad/s or m/s).
+    Limits are arrays in chain order: ``lower``/``upper`` (rad or m) and ``velocity_limits`` (rad/s or m/s).
     """
 
-    def __init__(self, base: str, tip: str, joint_names: Sequence[str], joint_types: Sequence[str],
-                 origins: Sequence[np.ndarray], axes: Sequence[Sequence[float]], lower: Sequence[float],
-                 upper: Sequence[float], velocity_limits: Sequence[float], tip_offset: Optional[np.ndarray] = None,
-                 frames: Optional[Dict[str, Tuple[int, np.ndarray]]] = None):
-        n = len(joint_names)
-        if n == 0:
+    def __init__(self, model, base: str, tip: str, joint_ids: Sequence[int]):
+        import pinocchio as pin
+
+        self._pin = pin
+        joint_ids = list(joint_ids)
+        if not joint_ids:
             raise ValueError(f"chain {base} -> {tip} has no movable joint")
-        for name, seq in (("joint_types", joint_types), ("origins", origins), ("axes", axes), ("lower", lower),
-                          ("upper", upper), ("velocity_limits", velocity_limits)):
-            if len(seq) != n:
-                raise ValueError(f"{name} has {len(seq)} entries for {n} joints")
-        bad = [t for t in joint_types if t not in MOVABLE_TYPES]
-        if bad:
-            raise ValueError(f"unsupported joint types in chain: {bad}")
+        for jid in joint_ids:
+            if model.joints[jid].nq != 1 or model.joints[jid].nv != 1:
+                raise ValueError(f"joint {model.names[jid]} is not a 1-DoF revolute or prismatic joint")
+        locked = [j for j in range(1, model.njoints) if j not in joint_ids]
+        self.model = pin.buildReducedModel(model, locked, pin.neutral(model)) if locked else model.copy()
+        self.data = self.model.createData()
         self.base = base
         self.tip = tip
-        self.joint_names = tuple(joint_names)
-        self.joint_types = tuple(joint_types)
-        self._prismatic = np.array([t == "prismatic" for t in joint_types])
-        self._origins = [np.asarray(o, float).reshape(4, 4).copy() for o in origins]
-        ax = np.asarray(axes, float).reshape(n, 3)
-        norms = np.linalg.norm(ax, axis=1)
-        if np.any(norms < 1e-9):
-            raise ValueError("joint axis has zero length")
-        self._axes = ax / norms[:, None]
-        self.lower = np.asarray(lower, float).copy()
-        self.upper = np.asarray(upper, float).copy()
-        self.velocity_limits = np.asarray(velocity_limits, float).copy()
+        self.joint_names = tuple(model.names[j] for j in joint_ids)
+        if tuple(self.model.names[1:]) != self.joint_names:
+            raise ValueError(f"reduced model joints {tuple(self.model.names[1:])} are not the chain's")
+        self.joint_types = tuple("prismatic" if model.joints[j].shortname().startswith("JointModelP") else "revolute"
+                                 for j in joint_ids)
+        self._prismatic = np.array([t == "prismatic" for t in self.joint_types])
+        self.lower = np.array(self.model.lowerPositionLimit, float)
+        self.upper = np.array(self.model.upperPositionLimit, float)
+        self.velocity_limits = np.array(self.model.velocityLimit, float)
         if np.any(self.lower > self.upper):
             raise ValueError("a joint's lower limit exceeds its upper limit")
         if np.any(~(self.velocity_limits > 0.0)):
             raise ValueError("velocity limits must be positive")
         for arr in (self.lower, self.upper, self.velocity_limits):
             arr.setflags(write=False)
-        self._tip_offset = np.eye(4) if tip_offset is None else np.asarray(tip_offset, float).reshape(4, 4).copy()
-        self._frames: Dict[str, Tuple[int, np.ndarray]] = {}
-        for name, (k, t) in (frames or {}).items():
-            if not 0 <= int(k) <= n:
-                raise ValueError(f"frame {name} attached after {k} of {n} joints")
-            self._frames[name] = (int(k), np.asarray(t, float).reshape(4, 4).copy())
-        self._frames[tip] = (n, self._tip_offset)
+        # Frames on the chain: attached to the base's own (locked) body or to a chain joint in the full model.
+        base_joint = model.frames[model.getFrameId(base, pin.BODY)].parentJoint
+        allowed = set(joint_ids) | {base_joint}
+        self._frame_ids: Dict[str, int] = {}
+        for fid, frame in enumerate(model.frames):
+            if frame.type == pin.BODY and frame.parentJoint in allowed:
+                self._frame_ids[frame.name] = self.model.getFrameId(frame.name, pin.BODY)
+        self._base_id = self._frame_ids[base]
+        self._tip_id = self._frame_ids[tip]
+        pin.framesForwardKinematics(self.model, self.data, pin.neutral(self.model))
+        self._T_root_base = self.data.oMf[self._base_id].homogeneous.copy()
+        self._R_base_root = self._T_root_base[:3, :3].T.copy()
+        self._T_base_root = np.linalg.inv(self._T_root_base)
+        self._first = self._T_base_root @ self.data.oMi[1].homogeneous
         self._reach = self._reach_bound()
 
     # ------------------------------------------------------------------ forward kinematics
@@ -144,7 +160,7 @@ class KinematicChain:
     @property
     def frame_names(self) -> Tuple[str, ...]:
         """Every frame that :meth:`fk_frame` accepts."""
-        return tuple(self._frames)
+        return tuple(self._frame_ids)
 
     def _check_q(self, q) -> np.ndarray:
         q = np.asarray(q, float).reshape(-1)
@@ -154,56 +170,37 @@ class KinematicChain:
             raise ValueError(f"joint positions must be finite, got {q}")
         return q
 
-    def _joint_motion(self, i: int, qi: float) -> np.ndarray:
-        m = np.eye(4)
-        if self._prismatic[i]:
-            m[:3, 3] = self._axes[i] * qi
-        else:
-            m[:3, :3] = axis_rotation(self._axes[i], qi)
-        return m
-
-    def _joint_frames(self, q: np.ndarray) -> list:
-        """T_base_(joint i moving frame) for i = 0..n-1, the moving frame of a joint being its frame after motion."""
-        t = np.eye(4)
-        out = []
-        for i in range(self.n_joints):
-            t = t @ self._origins[i] @ self._joint_motion(i, q[i])
-            out.append(t)
-        return out
+    def _tip(self, q: np.ndarray) -> np.ndarray:
+        self._pin.forwardKinematics(self.model, self.data, q)
+        return self._T_base_root @ self._pin.updateFramePlacement(self.model, self.data, self._tip_id).homogeneous
 
     def fk(self, q) -> np.ndarray:
         """T_base_tip (4x4) at joint positions ``q`` (chain order)."""
-        q = self._check_q(q)
-        return self._joint_frames(q)[-1] @ self._tip_offset
+        return self._tip(self._check_q(q))
 
     def fk_frame(self, q, frame: str) -> np.ndarray:
         """T_base_frame (4x4) for a chain link or a frame rigidly attached to one (e.g. the camera optical frame)."""
         q = self._check_q(q)
-        if frame == self.base:
-            return np.eye(4)
-        if frame not in self._frames:
+        if frame not in self._frame_ids:
             raise FrameNotOnChain(f"frame '{frame}' is not on the chain {self.base} -> {self.tip} "
                                   f"nor fixed to one of its links")
-        k, t = self._frames[frame]
-        head = np.eye(4)
-        for i in range(k):
-            head = head @ self._origins[i] @ self._joint_motion(i, q[i])
-        return head @ t
+        self._pin.forwardKinematics(self.model, self.data, q)
+        placement = self._pin.updateFramePlacement(self.model, self.data, self._frame_ids[frame])
+        return self._T_base_root @ placement.homogeneous
+
+    def _tip_and_jacobian(self, q: np.ndarray):
+        pin = self._pin
+        pin.computeJointJacobians(self.model, self.data, q)
+        tip = self._T_base_root @ pin.updateFramePlacement(self.model, self.data, self._tip_id).homogeneous
+        jac = pin.getFrameJacobian(self.model, self.data, self._tip_id, pin.LOCAL_WORLD_ALIGNED)
+        out = np.empty((6, self.n_joints))
+        out[:3] = self._R_base_root @ jac[:3]
+        out[3:] = self._R_base_root @ jac[3:]
+        return tip, out
 
     def jacobian(self, q) -> np.ndarray:
         """The geometric Jacobian (6 x N) at the tip, in the base frame: rows are (v_x, v_y, v_z, w_x, w_y, w_z)."""
-        q = self._check_q(q)
-        frames = self._joint_frames(q)
-        return self._jacobian_from(frames, (frames[-1] @ self._tip_offset)[:3, 3])
-
-    def _jacobian_from(self, frames: list, p_tip: np.ndarray) -> np.ndarray:
-        rot = np.stack([t[:3, :3] for t in frames])
-        z = np.einsum("nij,nj->ni", rot, self._axes)
-        lever = p_tip - np.stack([t[:3, 3] for t in frames])
-        jac = np.zeros((6, self.n_joints))
-        jac[:3] = np.where(self._prismatic[:, None], z, np.cross(z, lever)).T
-        jac[3:] = np.where(self._prismatic[:, None], 0.0, z).T
-        return jac
+        return self._tip_and_jacobian(self._check_q(q))[1]
 
     def within_limits(self, q, tol: float = 1e-9) -> bool:
         q = self._check_q(q)
@@ -213,9 +210,10 @@ class KinematicChain:
     def _reach_bound(self) -> float:
         """An upper bound (m) on the distance from the first joint's origin to the tip over all configurations."""
         total = 0.0
-        for i in range(1, self.n_joints):
-            total += float(np.linalg.norm(self._origins[i][:3, 3]))
-        total += float(np.linalg.norm(self._tip_offset[:3, 3]))
+        for i in range(2, self.model.njoints):
+            total += float(np.linalg.norm(self.model.jointPlacements[i].translation))
+        tip_frame = self.model.frames[self._tip_id]
+        total += float(np.linalg.norm(tip_frame.placement.translation))
         for i in range(self.n_joints):
             if self._prismatic[i]:
                 total += max(abs(self.lower[i]), abs(self.upper[i]))
@@ -242,19 +240,23 @@ class KinematicChain:
         if np.abs(r @ r.T - np.eye(3)).max() > 1e-6 or np.linalg.det(r) < 0.0:
             raise ValueError("T_target's rotation is not orthonormal")
         seed = self._check_q(q_seed)
-        dist = float(np.linalg.norm(target[:3, 3] - self._origins[0][:3, 3]))
+        dist = float(np.linalg.norm(target[:3, 3] - self._first[:3, 3]))
         if dist > self._reach + pos_tol:
             raise OutOfReach(f"target is {dist:.3f} m from the first joint; the chain spans at most "
                              f"{self._reach:.3f} m")
-        q, best = self._solve(target, seed, pos_tol, rot_tol, max_iter)
+        # The seed turned to face the target goes first when the turn is large: a local solver is worst at finding
+        # a large turn of the first joint, and without it may settle on a far (flipped) branch although a near one
+        # exists. The plain seed is tried when the turned one does not converge.
+        aligned = self._turned_towards(seed, target) if max_restarts > 0 else seed
+        turn = float(np.linalg.norm(aligned - seed))
+        first = aligned if turn > 0.3 else seed
+        q, best = self._solve(target, first, pos_tol, rot_tol, max_iter)
         found = [] if q is None else [self._nearest_equivalent(q, seed)]
         if max_restarts <= 0:
             starts = []
+        elif first is aligned and turn > 0.3:
+            starts = [] if found else [seed]
         else:
-            # The seed turned to face the target comes first: a local solver is worst at finding a large turn of
-            # the first joint, and without it may settle on a far (flipped) branch although a near one exists.
-            aligned = self._turned_towards(seed, target)
-            turn = float(np.linalg.norm(aligned - seed))
             moved = float(np.linalg.norm(found[0] - seed)) if found else math.inf
             starts = [aligned] if turn > 1e-3 and moved > turn else []
         for start in starts:
@@ -297,8 +299,7 @@ class KinematicChain:
     def _solve(self, target: np.ndarray, q0: np.ndarray, pos_tol: float, rot_tol: float, max_iter: int):
         """One damped least-squares run. Returns (q or None, (pos_err_m, rot_err_rad) of the best iterate)."""
         q = np.clip(q0, self.lower, self.upper)
-        frames = self._joint_frames(q)
-        tip = frames[-1] @ self._tip_offset
+        tip, jac = self._tip_and_jacobian(q)
         e = self._error(target, tip)
         cost = float(e @ e)
         damping = 1e-4
@@ -306,19 +307,17 @@ class KinematicChain:
             dp, dr = float(np.linalg.norm(e[:3])), float(np.linalg.norm(e[3:]))
             if dp <= pos_tol and dr <= rot_tol:
                 return q, (dp, dr)
-            jac = self._jacobian_from(frames, tip[:3, 3])
             a = jac @ jac.T + damping * np.eye(6)
             dq = jac.T @ np.linalg.solve(a, e)
             big = float(np.max(np.abs(dq)))
             if big > 0.4:
                 dq *= 0.4 / big  # long steps jump between solution branches; keep each one local
             q_new = np.clip(q + dq, self.lower, self.upper)
-            frames_new = self._joint_frames(q_new)
-            tip_new = frames_new[-1] @ self._tip_offset
+            tip_new, jac_new = self._tip_and_jacobian(q_new)
             e_new = self._error(target, tip_new)
             cost_new = float(e_new @ e_new)
             if cost_new < cost:
-                q, frames, tip, e, cost = q_new, frames_new, tip_new, e_new, cost_new
+                q, jac, tip, e, cost = q_new, jac_new, tip_new, e_new, cost_new
                 damping = max(damping * 0.3, 1e-9)
             else:
                 damping *= 10.0
@@ -335,8 +334,8 @@ class KinematicChain:
         out = q.copy()
         if self._prismatic[0]:
             return out
-        first = self._origins[0]
-        axis = first[:3, :3] @ self._axes[0]
+        first = self._first
+        axis = self.jacobian(q)[3:, 0]  # the first joint's axis in the base frame
         p = self.fk(q)[:3, 3] - first[:3, 3]
         t = target[:3, 3] - first[:3, 3]
         p -= axis * float(axis @ p)
@@ -354,7 +353,7 @@ class KinematicChain:
     def _error(target: np.ndarray, tip: np.ndarray) -> np.ndarray:
         e = np.empty(6)
         e[:3] = target[:3, 3] - tip[:3, 3]
-        e[3:] = rotation_vector(target[:3, :3] @ tip[:3, :3].T)
+        e[3:] = _log3(target[:3, :3] @ tip[:3, :3].T)
         return e
 
     def _nearest_equivalent(self, q: np.ndarray, seed: np.ndarray) -> np.ndarray:

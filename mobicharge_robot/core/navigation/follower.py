@@ -12,6 +12,10 @@ States:
   at the path and finally at the exact goal point (the arc through that point ends on it);
 - ``rotating_to_goal``: position reached, turning in place to the goal yaw;
 - ``arrived``: within both tolerances with the base stopped. It stays so until ``set_path``.
+
+Speed limits: a path may carry ``speed_limits`` (m/s per point, for the stretch to the next point; see
+``planner.Path``). The follower never exceeds the limit of the stretch it is on and brakes (at ``_DECEL_MARGIN`` of
+``max_linear_accel``) so that it enters each slower stretch at that stretch's limit.
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from typing import Optional
 
 import numpy as np
 
-from .geometry import Pose2D, wrap_angle
+from ..geometry import Pose2D, wrap_angle
 
 ROTATING_TO_PATH = "rotating_to_path"
 FOLLOWING = "following"
@@ -89,6 +93,7 @@ class PathFollower:
         self.params.validate()
         self._pts: Optional[np.ndarray] = None
         self._s = np.zeros(0)
+        self._v_env: Optional[np.ndarray] = None  # per point: the path's speed limit with braking ahead folded in
         self._goal: Optional[Pose2D] = None
         self._seg = 0
         self._state = ROTATING_TO_PATH
@@ -112,16 +117,51 @@ class PathFollower:
             raise FollowerError(f"path needs matching points and yaws, got {len(pts)} and {len(yaws)}")
         if not (np.all(np.isfinite(pts)) and np.all(np.isfinite(yaws))):
             raise FollowerError("path has non-finite values")
+        limits = getattr(path, "speed_limits", None)
+        if limits is not None:
+            limits = np.asarray(limits, dtype=float).ravel()
+            if len(limits) != len(pts):
+                raise FollowerError(f"path has {len(pts)} points but {len(limits)} speed limits")
+            if not np.all(np.isfinite(limits)) or np.any(limits < 0.0):
+                raise FollowerError("path speed limits must be finite and non-negative")
         if len(pts) == 1:
             pts = np.vstack([pts, pts])
+            limits = None if limits is None else np.concatenate([limits, limits])
         self._pts = pts
         self._s = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(pts, axis=0).T))])
+        self._v_env = None if limits is None else self._braking_envelope(limits)
         self._goal = Pose2D(float(pts[-1, 0]), float(pts[-1, 1]), float(yaws[-1]))
         self._seg = 0
         self._state = ROTATING_TO_PATH
         self._in_approach = False
         self._position_reached = False
         self._turning = False
+
+    def _braking_envelope(self, limits: np.ndarray) -> np.ndarray:
+        """Per point, the highest speed from which the robot can still slow to every later limit in time."""
+        decel = _DECEL_MARGIN * self.params.max_linear_accel
+        env = limits.copy()
+        ds = np.diff(self._s)
+        for i in range(len(env) - 2, -1, -1):
+            env[i] = min(env[i], math.sqrt(env[i + 1] ** 2 + 2.0 * decel * ds[i]))
+        return env
+
+    def path_speed_limit(self, pose: Pose2D) -> float:
+        """The path's speed limit (m/s) where ``pose`` projects, with braking for slower stretches ahead; inf when
+        the path carries no limits. Does not advance the follower's progress."""
+        if self._pts is None:
+            raise FollowerError("no path set")
+        if self._v_env is None:
+            return math.inf
+        seg, arc = self._project(pose, self._seg)
+        return self._limit_at(seg, arc)
+
+    def _limit_at(self, seg: int, arc: float) -> float:
+        env = self._v_env
+        nxt = min(seg + 1, len(env) - 1)
+        s0, s1 = self._s[seg], self._s[nxt]
+        t = 0.0 if s1 <= s0 else min(1.0, max(0.0, (arc - s0) / (s1 - s0)))
+        return float(min(env[seg], env[seg] + t * (env[nxt] - env[seg])))
 
     # ------------------------------------------------------------------ path geometry
     def _project(self, pose: Pose2D, first_seg: int) -> tuple:
@@ -177,6 +217,8 @@ class PathFollower:
             return FollowerCommand(0.0, 0.0, ARRIVED)
 
         self._seg, arc = self._project(pose, self._seg)
+        if self._v_env is not None:
+            v_max = min(v_max, self._limit_at(self._seg, arc))
         goal = self._goal
         d_goal = pose.distance_to(goal)
         remaining = max(float(self._s[-1]) - arc, d_goal)

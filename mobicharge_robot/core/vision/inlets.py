@@ -13,7 +13,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import yaml
 
-from . import paths
+from .. import paths
 
 _OUTLINE_STEP_RAD = math.radians(5.0)
 DEFAULT_PIN_FRACTION = 0.55  # pin diameter / hole opening when the data file gives none

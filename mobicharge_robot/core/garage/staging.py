@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from .garage import Garage, Vehicle
-from .geometry import Pose2D, convex_polygons_intersect, invert_transform, point_in_polygon, rect_polygon, wrap_angle
+from ..geometry import Pose2D, convex_polygons_intersect, invert_transform, point_in_polygon, rect_polygon, wrap_angle
 
 STAGING_MARGIN_M = 0.05
 
