@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from ..core.pilot import NOMINAL_V, PilotState, is_digital_duty
+from ..core.energy.pilot import NOMINAL_V, PilotState, is_digital_duty
 
 # NMC cell open-circuit voltage (V) against soc; 96 cells in series give a ~320..400 V pack.
 _SOC_PTS = np.array([0.0, 0.05, 0.10, 0.20, 0.30, 0.40, 0.50, 0.60, 0.70, 0.80, 0.90, 1.0])
@@ -25,21 +25,24 @@ class SimCar:
     """The car side of a DC charging session.
 
     ``capacity_kwh``: usable battery energy; ``soc``: initial state of charge; ``max_dc_power_kw``: the most it
-    accepts; ``target_soc``: it stops requesting energy at this soc. ``unplug()`` injects a departure mid-session
+    accepts; ``target_soc``: it stops requesting energy at this soc; ``taper_start_soc``: where its acceptance
+    starts to taper (its CC/CV knee). ``unplug()`` injects a departure mid-session
     and ``set_pilot_error()`` an error on the pilot line (state E).
     """
 
-    def __init__(self, capacity_kwh: float, soc: float, max_dc_power_kw: float, target_soc: float = 1.0):
+    def __init__(self, capacity_kwh: float, soc: float, max_dc_power_kw: float, target_soc: float = 1.0,
+                 taper_start_soc: float = TAPER_START_SOC):
         for name, value in (("capacity_kwh", capacity_kwh), ("max_dc_power_kw", max_dc_power_kw)):
             if not math.isfinite(value) or value <= 0.0:
                 raise ValueError(f"{name} must be positive and finite, got {value!r}")
-        for name, value in (("soc", soc), ("target_soc", target_soc)):
+        for name, value in (("soc", soc), ("target_soc", target_soc), ("taper_start_soc", taper_start_soc)):
             if not math.isfinite(value) or not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1], got {value!r}")
         self.capacity_kwh = float(capacity_kwh)
         self.soc = float(soc)
         self.max_dc_power_w = 1000.0 * max_dc_power_kw
         self.target_soc = float(target_soc)
+        self.taper_start_soc = float(min(taper_start_soc, 0.99))
         self.capacity_ah = 1000.0 * capacity_kwh / (CELLS_SERIES * CELL_NOMINAL_V)
         self.energy_in_wh = 0.0
         self.current_a = 0.0
@@ -67,9 +70,9 @@ class SimCar:
             return 0.0
         v = voltage_v if math.isfinite(voltage_v) and voltage_v > 0.0 else self.ocv_v()
         cc = min(self.max_dc_power_w / v, MAX_C_RATE * self.capacity_ah)
-        if self.soc <= TAPER_START_SOC:
+        if self.soc <= self.taper_start_soc:
             return cc
-        taper = (1.0 - self.soc) / (1.0 - TAPER_START_SOC)
+        taper = (1.0 - self.soc) / (1.0 - self.taper_start_soc)
         return cc * max(0.05, taper)
 
     def requesting(self, duty: float) -> bool:

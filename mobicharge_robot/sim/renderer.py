@@ -19,9 +19,9 @@ from typing import Dict, List, Optional, Sequence
 import cv2
 import numpy as np
 
-from ..core.camera import CameraModel
+from ..core.vision.camera import CameraModel
 from ..core.geometry import invert_transform, make_transform, rot_x, rot_y, rot_z
-from ..core.inlets import InletModel
+from ..core.vision.inlets import InletModel
 
 _SS = 2  # supersampling factor
 _RADIANCE_SCALE = 180.0  # radiance 1.0 is stored as 180 in the 8-bit supersampled buffer (headroom for brights)
@@ -80,38 +80,90 @@ class CarAppearance:
     T_world_inlet: np.ndarray
     flap_open_rad: float = math.radians(105.0)
     clearance_m: float = 0.16
+    look: Optional["InletLook"] = None
+
+
+@dataclass
+class InletLook:
+    """How one inlet looks (albedos 0..1); the defaults are the loopback simulator's dark plastic inlet.
+
+    ``pin_gloss``: strength of the glint on the pins' (domed) metal tips under the ring light; ``face_gloss``: the
+    face's own specular sheen under the ring light. ``dirt``: number of irregular streaks of grime or dust on the face
+    (``dirt_rgb``). ``cable``: an optional cable hanging in front of the inlet, ``(x_m, angle_rad, width_m,
+    height_m)`` in the inlet frame: crossing the point (x_m, 0) at ``angle_rad`` from the inlet's y axis,
+    ``height_m`` in front of the face; ``cable_rgb`` its albedo.
+    """
+
+    face_rgb: Sequence[float] = _PLASTIC_FACE
+    bezel_rgb: Sequence[float] = _PLASTIC_BEZEL
+    pocket_rgb: Sequence[float] = _POCKET_WALL
+    hole_wall_rgb: Sequence[float] = _HOLE_WALL
+    hole_bottom_rgb: Sequence[float] = _HOLE_BOTTOM
+    pin_rgb: Sequence[float] = _PIN_METAL
+    pin_gloss: float = 0.0
+    face_gloss: float = 0.0
+    dirt: int = 0
+    dirt_rgb: Sequence[float] = (0.3, 0.28, 0.25)
+    dirt_seed: int = 0
+    cable: Optional[Sequence[float]] = None
+    cable_rgb: Sequence[float] = (0.04, 0.04, 0.04)
 
 
 def render(camera: CameraModel, T_world_cam: np.ndarray, cars: List[CarAppearance], rng: np.random.Generator,
            light: Optional[dict] = None, *, noise_sigma: float = 2.0, blur_sigma: float = 0.6,
-           jpeg_quality: Optional[int] = None) -> np.ndarray:
+           jpeg_quality: Optional[int] = None, ring_light: Optional[float] = None, motion_blur_px: float = 0.0,
+           motion_angle_rad: float = 0.0, illumination_gradient: Sequence[float] = (0.0, 0.0),
+           auto_exposure: Optional[float] = None) -> np.ndarray:
     """Render an RGB image (H, W, 3) uint8 seen from ``T_world_cam`` (the optical frame: z forward, y down).
 
     ``light``: overrides of :data:`DEFAULT_LIGHT` (``direction`` towards the light in the world frame,
     ``intensity``, ``ambient``, ``specular``, ``shininess``). ``noise_sigma`` is in 8-bit grey levels,
-    ``blur_sigma`` in pixels; ``jpeg_quality`` (1..100) adds compression artefacts.
+    ``blur_sigma`` in pixels (focus blur); ``jpeg_quality`` (1..100) adds compression artefacts.
+    ``ring_light``: intensity of the wrist camera's LED ring (a light at the camera: 0 switches it off; None keeps
+    the light's ``camera_light``); it also makes glossy pins glint. ``motion_blur_px``: length of a linear motion
+    blur along ``motion_angle_rad`` (image frame). ``illumination_gradient``: relative brightness change per image
+    width along u and per image height along v (uneven garage light, vignetting). ``auto_exposure``: a target mean
+    grey level (0..255) of the image's central half that the exposure gain is set to, as a camera's auto exposure does
+    (the gain is limited to 0.5..6 times the nominal one and amplifies the noise with the signal).
     """
+    if ring_light is not None:
+        light = dict(light or {})
+        light["camera_light"] = float(ring_light)
     scene = _Scene(camera, T_world_cam, light)
     scene.draw_floor(cars)
     for car in scene.far_to_near(cars):
         scene.draw_car(car)
         if car.inlet is not None:
             scene.draw_inlet(car)
-    return scene.finish(rng, noise_sigma, blur_sigma, jpeg_quality)
+    return scene.finish(rng, noise_sigma, blur_sigma, jpeg_quality, motion_blur_px, motion_angle_rad,
+                        illumination_gradient, auto_exposure)
 
 
 def render_negative(camera: CameraModel, T_world_cam: np.ndarray, cars: List[CarAppearance],
-                    rng: np.random.Generator, light: Optional[dict] = None, **sensor) -> np.ndarray:
+                    rng: np.random.Generator, light: Optional[dict] = None, *, kind: str = "decoys",
+                    ring_light: Optional[float] = None, **sensor) -> np.ndarray:
     """Like :func:`render`, but each car shows, where its inlet would be, only round features that are *not* an
-    inlet: a closed fuel-cap-like disc with a seam, a badge with rings, and a row of dark bolt heads. The port
-    detector must find nothing here."""
+    inlet. ``kind``: 'decoys' (a closed fuel-cap-like disc with a seam, a badge with rings, a row of dark bolt
+    heads), 'badge' (a large emblem of concentric rings and round studs), 'bolts' (a grid of bolt heads at about the
+    inlet's hole pitch) or 'socket' (an empty round socket: the inlet's bezel and pocket with a face that carries a
+    different, sparser hole pattern). The port detector must find nothing here."""
+    if kind not in ("decoys", "badge", "bolts", "socket"):
+        raise ValueError(f"unknown negative kind '{kind}' (known: decoys, badge, bolts, socket)")
+    if ring_light is not None:
+        light = dict(light or {})
+        light["camera_light"] = float(ring_light)
     scene = _Scene(camera, T_world_cam, light)
     scene.draw_floor(cars)
     for car in scene.far_to_near(cars):
         scene.draw_car(car)
-        scene.draw_decoys(car)
+        if kind == "decoys":
+            scene.draw_decoys(car)
+        else:
+            getattr(scene, f"draw_{kind}")(car)
     return scene.finish(rng, sensor.get("noise_sigma", 2.0), sensor.get("blur_sigma", 0.6),
-                        sensor.get("jpeg_quality"))
+                        sensor.get("jpeg_quality"), sensor.get("motion_blur_px", 0.0),
+                        sensor.get("motion_angle_rad", 0.0), sensor.get("illumination_gradient", (0.0, 0.0)),
+                        sensor.get("auto_exposure"))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -283,8 +335,19 @@ class _Scene:
         inter = inter.reshape(-1, 2).astype(float) / _CLIP_UNITS
         return np.hstack([inter, np.full((len(inter), 1), z_ap)])
 
+    def _ring_gloss(self, normal_world: np.ndarray, point_world: np.ndarray, gloss: float,
+                    shininess: float = 12.0) -> float:
+        """Specular reflection of the ring light (at the camera) off a surface: the half vector is the view vector."""
+        ring = float(self.light.get("camera_light", 0.0))
+        if gloss <= 0.0 or ring <= 0.0:
+            return 0.0
+        v = self.cam_pos - point_world
+        c = max(0.0, float(np.dot(normal_world, v / np.linalg.norm(v))))
+        return gloss * ring * c ** shininess
+
     def draw_inlet(self, car: CarAppearance):
         m = car.inlet
+        look = car.look or InletLook()
         T = np.asarray(car.T_world_inlet, float)
         cam_local = invert_transform(T)[:3, :3] @ self.cam_pos + invert_transform(T)[:3, 3]
         n_world = T[:3, 2]
@@ -294,13 +357,16 @@ class _Scene:
         outline = m.outline[:, :2]
         bezel = _offset_convex(outline, _BEZEL_MARGIN_M)
         self._fill(self._inlet_world(car, np.hstack([bezel, np.full((len(bezel), 1), rec + 5e-4)])),
-                   self._shade(_PLASTIC_BEZEL, n_world))
+                   self._shade(look.bezel_rgb, n_world))
         # The pocket's side walls: everything inside the rim that the face does not cover.
         self._fill(self._inlet_world(car, np.hstack([outline, np.full((len(outline), 1), rec)])),
-                   self._shade(_POCKET_WALL, n_world, _OCCL_POCKET), None)
+                   self._shade(look.pocket_rgb, n_world, _OCCL_POCKET), None)
         face = self._through(m.outline, outline, rec, cam_local)
         if face is not None:
-            self._fill(self._inlet_world(car, face), self._shade(_PLASTIC_FACE, n_world), None)
+            sheen = self._ring_gloss(n_world, T[:3, 3], look.face_gloss, 6.0)
+            self._fill(self._inlet_world(car, face), self._shade(look.face_rgb, n_world) + sheen, None)
+        if look.dirt > 0:
+            self._draw_dirt(car, look, outline, rec, cam_local, n_world)
         depth = m.hole_depth_m
         for (hx, hy, _), d, d_pin in zip(m.keypoints, m.hole_diameters_m, m.pin_diameters_m):
             r = 0.5 * d
@@ -308,18 +374,60 @@ class _Scene:
             seen = self._through(opening, outline, rec, cam_local)
             if seen is None:
                 continue
-            self._fill(self._inlet_world(car, seen), self._shade(_HOLE_WALL, n_world, _OCCL_WALL), None)
+            self._fill(self._inlet_world(car, seen), self._shade(look.hole_wall_rgb, n_world, _OCCL_WALL), None)
             tip = _circle(hx, hy, 0.5 * d_pin, -m.pin_tip_depth_m, 28)
             pin_body = np.vstack([tip, _circle(hx, hy, 0.5 * d_pin, -depth, 28)])
-            for solid, albedo, occl in ((_circle(hx, hy, r, -depth, 28), _HOLE_BOTTOM, _OCCL_BOTTOM),
-                                        (pin_body, _PIN_METAL, _OCCL_PIN_SIDE),
-                                        (tip, _PIN_METAL, _OCCL_PIN)):
+            tip_point = self._inlet_world(car, np.array([[hx, hy, -m.pin_tip_depth_m]]))[0]
+            # A domed tip always shows a glint near its middle; its flat shoulder reflects the ring light less.
+            glint = self._ring_gloss(n_world, tip_point, look.pin_gloss, 1.0)
+            parts = [(_circle(hx, hy, r, -depth, 28), self._shade(look.hole_bottom_rgb, n_world, _OCCL_BOTTOM)),
+                     (pin_body, self._shade(look.pin_rgb, n_world, _OCCL_PIN_SIDE)),
+                     (tip, self._shade(look.pin_rgb, n_world, _OCCL_PIN) + 0.3 * glint)]
+            if glint > 0.0:
+                parts.append((_circle(hx, hy, 0.22 * d_pin, -m.pin_tip_depth_m + 1e-4, 16),
+                              np.full(3, 0.5 * _OCCL_PIN + 1.6 * glint)))
+            for solid, color in parts:
                 part = self._through(solid, opening[:, :2], 0.0, cam_local)
                 if part is not None:
                     part = self._through(part, outline, rec, cam_local)
                 if part is not None:
-                    self._fill(self._inlet_world(car, part), self._shade(albedo, n_world, occl), None)
+                    self._fill(self._inlet_world(car, part), color, None)
         self._draw_flap(car, bezel, rec)
+        if look.cable is not None:
+            self._draw_cable(car, look, n_world)
+
+    def _draw_dirt(self, car, look, outline, rec, cam_local, n_world):
+        """Irregular elongated streaks on the face (never round: dust and grime smear)."""
+        rng = np.random.default_rng(look.dirt_seed)
+        lo, hi = outline.min(axis=0), outline.max(axis=0)
+        for _ in range(int(look.dirt)):
+            c = rng.uniform(lo, hi)
+            ang = rng.uniform(0.0, math.pi)
+            length, width = rng.uniform(0.006, 0.03), rng.uniform(0.0015, 0.005)
+            a = np.linspace(0.0, 2.0 * math.pi, 9, endpoint=False)
+            rad = rng.uniform(0.6, 1.0, len(a))
+            pts = np.stack([0.5 * length * rad * np.cos(a), 0.5 * width * rad * np.sin(a)], axis=1)
+            rot = np.array([[math.cos(ang), -math.sin(ang)], [math.sin(ang), math.cos(ang)]])
+            poly = pts @ rot.T + c
+            hull = cv2.convexHull((poly * _CLIP_UNITS).astype(np.float32))
+            area, inter = cv2.intersectConvexConvex(hull, (outline * _CLIP_UNITS).astype(np.float32))
+            if inter is None or area <= 1e-3:
+                continue
+            inter = inter.reshape(-1, 2).astype(float) / _CLIP_UNITS
+            seen = self._through(np.hstack([inter, np.full((len(inter), 1), 1e-4)]), outline, rec, cam_local)
+            if seen is not None:
+                self._fill(self._inlet_world(car, seen), self._shade(look.dirt_rgb, n_world), None)
+
+    def _draw_cable(self, car, look, n_world):
+        x0, ang, width, height = (float(v) for v in look.cable)
+        direction = np.array([math.sin(ang), math.cos(ang)])
+        normal = np.array([-direction[1], direction[0]])
+        centre = np.array([x0, 0.0])
+        ends = [centre - 0.15 * direction, centre + 0.15 * direction]
+        quad = np.array([ends[0] - 0.5 * width * normal, ends[1] - 0.5 * width * normal,
+                         ends[1] + 0.5 * width * normal, ends[0] + 0.5 * width * normal])
+        pts = self._inlet_world(car, np.hstack([quad, np.full((4, 1), height)]))
+        self._fill(pts, self._shade(look.cable_rgb, n_world) + 0.05)
 
     def _draw_flap(self, car: CarAppearance, bezel: np.ndarray, rec: float):
         """The charge flap, hinged on the bezel's left edge and swung open towards the viewer's left."""
@@ -367,6 +475,55 @@ class _Scene:
         for x in (0.09, 0.135):
             self._fill(self._inlet_world(car, _circle(x, -0.06, 0.0035, z, 20)), shade(_HOLE_BOTTOM))
 
+    def _decal(self, car, T, pts_xy, z, color):
+        self._fill(self._inlet_world(car, np.hstack([pts_xy, np.full((len(pts_xy), 1), z)])), color)
+
+    def draw_badge(self, car: CarAppearance):
+        """A large emblem: concentric chrome and dark rings with a ring of round studs (a round-feature pattern)."""
+        T = np.asarray(car.T_world_inlet, float)
+        n = T[:3, 2]
+        rng = np.random.default_rng(int(1e3 * abs(T[0, 3]) + 7))
+        r0 = rng.uniform(0.025, 0.045)
+        self._fill(self._inlet_world(car, _circle(0.0, 0.0, r0, 5e-4, 64)), self._shade((0.7, 0.7, 0.72), n))
+        self._fill(self._inlet_world(car, _circle(0.0, 0.0, 0.8 * r0, 1e-3, 64)), self._shade((0.06,) * 3, n))
+        k = int(rng.integers(5, 9))
+        for i in range(k):
+            a = 2.0 * math.pi * i / k
+            self._fill(self._inlet_world(car, _circle(0.55 * r0 * math.cos(a), 0.55 * r0 * math.sin(a),
+                                                      0.1 * r0, 1.5e-3, 20)), self._shade((0.75,) * 3, n))
+        self._fill(self._inlet_world(car, _circle(0.0, 0.0, 0.15 * r0, 1.5e-3, 24)), self._shade((0.6,) * 3, n))
+
+    def draw_bolts(self, car: CarAppearance):
+        """Bolt heads (dark or bright) on a regular grid at about an inlet's hole pitch, with a few missing."""
+        T = np.asarray(car.T_world_inlet, float)
+        n = T[:3, 2]
+        rng = np.random.default_rng(int(1e3 * abs(T[1, 3]) + 11))
+        pitch = rng.uniform(0.012, 0.03)
+        albedo = (0.03,) * 3 if rng.random() < 0.5 else (0.8,) * 3
+        r = rng.uniform(0.2, 0.35) * pitch
+        for i in range(-1, 2):
+            for j in range(-2, 2):
+                if rng.random() < 0.2:
+                    continue
+                self._fill(self._inlet_world(car, _circle(i * pitch, j * pitch, r, 5e-4, 20)),
+                           self._shade(albedo, n))
+
+    def draw_socket(self, car: CarAppearance):
+        """An empty round socket (a 12 V outlet or a domestic socket in a recess): bezel, dark face and 1-3 holes."""
+        T = np.asarray(car.T_world_inlet, float)
+        n = T[:3, 2]
+        rng = np.random.default_rng(int(1e3 * abs(T[2, 3]) + 13))
+        R = rng.uniform(0.02, 0.03)
+        self._fill(self._inlet_world(car, _circle(0.0, 0.0, R + 0.012, 5e-4, 64)), self._shade((0.1,) * 3, n))
+        self._fill(self._inlet_world(car, _circle(0.0, 0.0, R, 1e-3, 64)), self._shade((0.2,) * 3, n))
+        k = int(rng.integers(1, 4))
+        for i in range(k):
+            a = 2.0 * math.pi * i / k + 0.3
+            rr = 0.0 if k == 1 else 0.5 * R
+            self._fill(self._inlet_world(car, _circle(rr * math.cos(a), rr * math.sin(a),
+                                                      0.25 * R if k == 1 else 0.12 * R, 1.5e-3, 24)),
+                       self._shade((0.02,) * 3, n))
+
     # ---------------------------------------------------------------- sensor
 
     def _specular(self) -> np.ndarray:
@@ -394,13 +551,25 @@ class _Scene:
         return out.reshape(spec.shape)
 
     def finish(self, rng: np.random.Generator, noise_sigma: float, blur_sigma: float,
-               jpeg_quality: Optional[int]) -> np.ndarray:
+               jpeg_quality: Optional[int], motion_blur_px: float = 0.0, motion_angle_rad: float = 0.0,
+               illumination_gradient: Sequence[float] = (0.0, 0.0),
+               auto_exposure: Optional[float] = None) -> np.ndarray:
         h, w = self.cam.height, self.cam.width
         gain = float(rng.uniform(0.9, 1.1)) * 255.0  # exposure jitter, radiance 1.0 -> 255 grey levels
         small = cv2.resize(self.img, (w, h), interpolation=cv2.INTER_AREA)
+        if auto_exposure is not None:
+            centre = float(small[h // 4:3 * h // 4, w // 4:3 * w // 4].mean()) * gain / _RADIANCE_SCALE
+            gain *= float(np.clip(float(auto_exposure) / max(centre, 1e-3), 0.5, 6.0))
         if blur_sigma > 0:
             small = cv2.GaussianBlur(small, (0, 0), blur_sigma)  # optics; on 8 bits, which is cheap
+        if motion_blur_px >= 1.0:
+            small = cv2.filter2D(small, -1, _motion_kernel(motion_blur_px, motion_angle_rad))
         img = small.astype(np.float32)
+        gu, gv = (float(g) for g in illumination_gradient)
+        if gu or gv:
+            ramp = (1.0 + gu * (np.arange(w, dtype=np.float32) / w - 0.5))[None, :] \
+                * (1.0 + gv * (np.arange(h, dtype=np.float32) / h - 0.5))[:, None]
+            img *= np.clip(ramp, 0.05, None)[:, :, None]
         if noise_sigma > 0:
             sign = 1.0 if rng.random() < 0.5 else -1.0
             cv2.scaleAdd(_noise_window(rng, h, w), sign * float(noise_sigma) * _RADIANCE_SCALE / gain, img, dst=img)
@@ -418,6 +587,17 @@ class _Scene:
                 raise RuntimeError("JPEG encoding failed")
             out = np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1])
         return out
+
+
+def _motion_kernel(length_px: float, angle_rad: float) -> np.ndarray:
+    """A normalised line kernel ``length_px`` long along ``angle_rad`` (image u towards v)."""
+    size = int(math.ceil(length_px)) | 1
+    k = np.zeros((size, size), np.float32)
+    c = 0.5 * (size - 1)
+    for s in np.linspace(-0.5 * length_px, 0.5 * length_px, 4 * size):
+        u, v = c + s * math.cos(angle_rad), c + s * math.sin(angle_rad)
+        k[int(round(v)), int(round(u))] += 1.0
+    return k / k.sum()
 
 
 _RAY_CACHE: Dict[tuple, np.ndarray] = {}

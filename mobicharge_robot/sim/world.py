@@ -11,7 +11,7 @@ from typing import List, Sequence
 import numpy as np
 
 from ..core.geometry import Pose2D, convex_polygons_intersect, rect_polygon
-from ..core.latency import advance
+from ..core.navigation.latency import advance
 
 
 @dataclass
@@ -29,7 +29,10 @@ class DiffDriveBase:
     """A differential-drive base integrating commanded velocities under acceleration limits.
 
     ``pose`` is the true pose in the map frame; ``odom_pose`` is what wheel odometry reports in the odom frame, whose
-    origin is the pose at start-up.
+    origin is the pose at start-up. The base driver turns a command into wheel speeds with the URDF's nominal wheel
+    geometry and odometry integrates those same nominal speeds, while the true motion follows the true geometry
+    (``odometry_error``: relative errors of the left and right wheel radius and of the track) plus slip noise (a
+    fraction of each wheel's travel, 1 sigma, drawn from ``rng``). So odometry drifts as on a real robot.
     """
 
     pose: Pose2D
@@ -37,6 +40,12 @@ class DiffDriveBase:
     v: float = 0.0
     w: float = 0.0
     distance_m: float = 0.0
+    track_m: float = 0.5
+    left_radius_err: float = 0.0
+    right_radius_err: float = 0.0
+    track_err: float = 0.0
+    slip_sigma: float = 0.0
+    rng: np.random.Generator | None = None
 
     def __post_init__(self):
         self._start = self.pose
@@ -51,9 +60,19 @@ class DiffDriveBase:
         dw = max(-lim.max_angular_accel * dt, min(lim.max_angular_accel * dt, cmd_w - self.w))
         self.v += dv
         self.w += dw
-        self.pose = advance(self.pose, self.v, self.w, dt)  # exact arcs: odometry has no discretisation drift
-        self.odom_pose = self._start.inverse().compose(self.pose)
-        self.distance_m += abs(self.v) * dt
+        # Odometry: the encoders' view, integrated with the nominal geometry (exact arcs: no discretisation drift).
+        self.odom_pose = advance(self.odom_pose, self.v, self.w, dt)
+        # Truth: the same wheel turns on the true wheels, with slip.
+        half = 0.5 * self.track_m
+        left = (self.v - half * self.w) * (1.0 + self.left_radius_err)
+        right = (self.v + half * self.w) * (1.0 + self.right_radius_err)
+        if self.slip_sigma > 0.0 and self.rng is not None and (left or right):
+            left *= 1.0 + self.rng.normal(0.0, self.slip_sigma)
+            right *= 1.0 + self.rng.normal(0.0, self.slip_sigma)
+        v_true = 0.5 * (left + right)
+        w_true = (right - left) / (self.track_m * (1.0 + self.track_err))
+        self.pose = advance(self.pose, v_true, w_true, dt)
+        self.distance_m += abs(v_true) * dt
 
     def stop(self) -> None:
         self.v = 0.0
@@ -79,6 +98,7 @@ class Lidar:
     range_min_m: float = 0.05
     range_max_m: float = 20.0
     noise_std_m: float = 0.005
+    dropout: float = 0.0  # probability that a beam returns nothing
 
     @property
     def angle_min(self) -> float:
