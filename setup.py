@@ -42,14 +42,19 @@ setup(
     entry_points={
         "console_scripts": [
             "loopback_sim = mobicharge_robot.sim.loopback_node:main",
+            "localization = mobicharge_robot.nodes.localization_node:main",
             "navigation = mobicharge_robot.nodes.navigation_node:main",
             "port_detection = mobicharge_robot.nodes.port_detection_node:main",
             "arm = mobicharge_robot.nodes.arm_node:main",
             "energy = mobicharge_robot.nodes.energy_node:main",
             "mission_manager = mobicharge_robot.nodes.mission_manager_node:main",
+            "garage_markers = mobicharge_robot.nodes.garage_markers_node:main",
             "mobicharge-demo = mobicharge_robot.tools.demo:main",
             "mobicharge-detect-port = mobicharge_robot.tools.detect_port:main",
             "mobicharge-check-garage = mobicharge_robot.tools.check_garage:main",
+            "mobicharge-generate-world = mobicharge_robot.tools.generate_world:main",
+            "mobicharge-generate-map = mobicharge_robot.tools.generate_map:main",
+            "mobicharge-generate-garage = mobicharge_robot.tools.generate_garage:main",
         ],
     },
 )
