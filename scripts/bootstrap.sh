@@ -3,7 +3,8 @@
 # packages that the validators need. Idempotent: a second run only checks. Prints the venv's python path last.
 #
 #   scripts/bootstrap.sh            # venv + Python packages
-#   scripts/bootstrap.sh --debian   # also the Debian validator packages (liburdfdom-tools)
+#   scripts/bootstrap.sh --debian   # also the Debian validator packages (liburdfdom-tools: check_urdf;
+#                                   # ignition-tools + libsdformat-dev: `ign sdf -k`, Gazebo Fortress's SDF parser)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -65,6 +66,8 @@ fi
 if [ "$want_debian" = 1 ]; then
   missing=()
   command -v check_urdf >/dev/null 2>&1 || missing+=(liburdfdom-tools)
+  command -v ign >/dev/null 2>&1 || missing+=(ignition-tools)
+  { command -v dpkg >/dev/null 2>&1 && dpkg -s libsdformat-dev >/dev/null 2>&1; } || missing+=(libsdformat-dev)
   if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       say "installing Debian packages: ${missing[*]}"

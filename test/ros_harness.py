@@ -12,9 +12,13 @@ from rclpy.node import Node
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def start_node(module: str, name: str, params: dict | None = None, log_path: str | None = None) -> subprocess.Popen:
-    """Start ``python -m module`` as node ``name`` with the test session's ROS environment."""
+def start_node(module: str, name: str, params: dict | None = None, log_path: str | None = None,
+               remaps: dict | None = None) -> subprocess.Popen:
+    """Start ``python -m module`` as node ``name`` with the test session's ROS environment (``remaps``: topic ->
+    new name)."""
     args = [sys.executable, "-m", module, "--ros-args", "-r", f"__node:={name}"]
+    for old, new in (remaps or {}).items():
+        args += ["-r", f"{old}:={new}"]
     for key, value in (params or {}).items():
         if isinstance(value, bool):
             value = "true" if value else "false"

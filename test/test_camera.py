@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import yaml
 
-from mobicharge_robot.core.camera import CameraInfoError, CameraModel, default_wrist_camera
+from mobicharge_robot.core.vision.camera import CameraInfoError, CameraModel, default_wrist_camera
 
 
 def test_default_wrist_camera():

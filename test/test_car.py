@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from mobicharge_robot.core.pilot import DIGITAL_DUTY, NO_OFFER_DUTY, PilotState, classify_pilot_voltage
+from mobicharge_robot.core.energy.pilot import DIGITAL_DUTY, NO_OFFER_DUTY, PilotState, classify_pilot_voltage
 from mobicharge_robot.sim.car import SimCar
 from mobicharge_robot.sim.dc_stage import DcOutputStage
 

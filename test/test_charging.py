@@ -3,8 +3,8 @@ import math
 
 import pytest
 
-from mobicharge_robot.core.charging import ChargingSession
-from mobicharge_robot.core.pilot import ChargerPilotFSM, PilotDecision, PilotState, classify_pilot_voltage
+from mobicharge_robot.core.energy.charging import ChargingSession
+from mobicharge_robot.core.energy.pilot import ChargerPilotFSM, PilotDecision, PilotState, classify_pilot_voltage
 from mobicharge_robot.sim.car import SimCar
 from mobicharge_robot.sim.dc_stage import DcOutputStage
 

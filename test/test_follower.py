@@ -6,11 +6,11 @@ import math
 import numpy as np
 import pytest
 
-from mobicharge_robot.core.follower import (APPROACH, ARRIVED, FOLLOWING, ROTATING_TO_GOAL, ROTATING_TO_PATH,
+from mobicharge_robot.core.navigation.follower import (APPROACH, ARRIVED, FOLLOWING, ROTATING_TO_GOAL, ROTATING_TO_PATH,
                                             FollowerError, FollowerParams, PathFollower)
 from mobicharge_robot.core.geometry import Pose2D, wrap_angle
-from mobicharge_robot.core.occupancy import from_polygons
-from mobicharge_robot.core.planner import GridPlanner, path_from_polyline
+from mobicharge_robot.core.navigation.occupancy import from_polygons
+from mobicharge_robot.core.navigation.planner import GridPlanner, path_from_polyline
 
 XY_TOL = 0.02
 YAW_TOL = math.radians(1.0)
@@ -124,6 +124,41 @@ def test_speed_limit_caps_forward_speed():
     assert_arrived(final, path.goal, states)
     assert_within_limits(cmds, params, 0.05, v_max=0.3)
     assert cmds[:, 0].max() == pytest.approx(0.3)
+
+
+def test_path_speed_limits_are_honoured_with_braking_ahead():
+    params = FollowerParams()
+    follower = PathFollower(params)
+    path = path_from_polyline([[0.0, 0.0], [12.0, 0.0]], 0.0)
+    x = path.points[:, 0]
+    # 1.0 m/s, then 0.5 m/s from x = 6 m (near parked cars), then 0.15 m/s on the last metre.
+    path.speed_limits = np.where(x < 6.0, 1.0, np.where(x < 11.0, 0.5, 0.15))
+    follower.set_path(path)
+    final, cmds, states, poses = simulate(follower, Pose2D(0.0, 0.0, 0.0))
+    assert_arrived(final, path.goal, states)
+    assert_within_limits(cmds, params, 0.05)
+    px = poses[:, 0]
+    v = cmds[:, 0]
+    assert v[px < 6.0].max() > 0.9  # full speed in the lane
+    assert v[(px >= 6.0) & (px < 11.0)].max() <= 0.5 + 1e-9  # already slow on entering the 0.5 m/s stretch
+    assert v[px >= 11.0].max() <= 0.15 + 1e-9
+    short = path_from_polyline([[0.0, 0.0], [3.0, 0.0]], 0.0)
+    short.speed_limits = np.where(short.points[:, 0] < 1.5, 1.0, 0.5)
+    fresh = PathFollower(params)
+    fresh.set_path(short)
+    assert fresh.path_speed_limit(Pose2D(0.2, 0.0, 0.0)) == pytest.approx(1.0)
+    assert 0.5 < fresh.path_speed_limit(Pose2D(1.4, 0.0, 0.0)) < 1.0  # braking for the stretch ahead
+    assert fresh.path_speed_limit(Pose2D(1.8, 0.0, 0.0)) == pytest.approx(0.5)
+
+
+def test_path_speed_limits_must_match_the_path():
+    path = path_from_polyline([[0.0, 0.0], [2.0, 0.0]], 0.0)
+    path.speed_limits = np.ones(3)
+    with pytest.raises(FollowerError):
+        PathFollower().set_path(path)
+    path.speed_limits = np.full(len(path.points), np.nan)
+    with pytest.raises(FollowerError):
+        PathFollower().set_path(path)
 
 
 def test_arrival_is_sticky_and_set_path_restarts():

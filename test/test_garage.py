@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import yaml
 
-from mobicharge_robot.core.garage import GarageError, inlet_in_vehicle, load_garage, parse_garage
-from mobicharge_robot.core.geometry import Pose2D, convex_polygons_intersect, point_in_polygon, rect_polygon
+from mobicharge_robot.core.garage.garage import GarageError, inlet_in_vehicle, load_garage, parse_garage
+from mobicharge_robot.core.geometry import (Pose2D, convex_polygons_intersect, point_in_polygon, polygon_area,
+                                            rect_polygon)
 from mobicharge_robot.core.paths import data_path
 from mobicharge_robot.tools.check_garage import main as check_main
 
@@ -263,8 +264,43 @@ BAD = [
     ("car too long", _set(V0 + ["body_m", "length"], 5.5), "vehicles[0].body_m", "larger than spot 'S03'"),
     ("car too wide", _both(_set(["garage", "spots", 2, "size_m"], [5.0, 2.2]), _set(V0 + ["body_m", "width"], 2.3)),
      "vehicles[0].body_m", "a 4.26 x 2.3 m car is larger than spot 'S03' (5 x 2.2 m)"),
-    ("car on a pillar", _set(["garage", "pillars", 0, "center"], [16.5, 2.8]), "vehicles[0].spot",
-     "would stand in pillar"),
+    ("spot on a pillar", _set(["garage", "pillars", 0, "center"], [16.5, 2.8]), "garage.spots[2]",
+     "spot 'S03' overlaps pillar 'p_island_1'"),
+    ("spot in a wall", _set(["garage", "walls", 4, "start"], [10.0, 31.6]), "garage.spots[45]",
+     "spot 'N01' overlaps wall 'w_north_row'"),
+    ("spot in a keep-out zone", _set(["garage", "zones", 0, "polygon"], [[47, 30], [50, 30], [50, 33], [47, 33]]),
+     "garage.spots[59]", "spot 'N15' overlaps keep-out zone 'ramp_keep_out'"),
+    ("depot in a pillar", _set(["garage", "depot", "pose"], [10.0, 17.2, 0.0]), "garage.depot.pose",
+     "the depot (10, 17.2) lies inside pillar 'p_island_1'"),
+    ("dock in a wall", _set(["garage", "depot", "dock"], [0.1, 25.85, 3.1416]), "garage.depot.dock",
+     "the dock (0.1, 25.85) lies inside wall 'w_west'"),
+    ("dock in a keep-out zone", _set(["garage", "depot", "dock"], [55.0, 37.0, 0.0]), "garage.depot.dock",
+     "the dock (55, 37) lies inside keep-out zone 'ramp_keep_out'"),
+    ("request with a type2 inlet", _set(V0 + ["inlet", "type"], "type2"), "vehicles[0].request",
+     "car 'car_01' has a type2 inlet, which the robot's connector (ccs2) cannot serve"),
+    ("outline not a polygon", _add(["garage"], "outline", [[0, 0], [60, 0]]), "garage.outline",
+     "needs at least 3 corners"),
+    ("outline outside size", _add(["garage"], "outline", [[0, 0], [70, 0], [60, 40], [0, 40]]),
+     "garage.outline[1]", "outside the garage"),
+    ("outline self-crossing", _add(["garage"], "outline", [[0, 0], [60, 40], [60, 0], [0, 40]]), "garage.outline",
+     "is not a simple polygon"),
+    ("outline repeats a corner", _add(["garage"], "outline", [[0, 0], [60, 0], [60, 0], [0, 40]]),
+     "garage.outline[2]", "repeats corner 1"),
+    ("spot outside the outline", _add(["garage"], "outline", [[0, 0], [20, 0], [20, 1], [22, 1], [22, 0], [60, 0],
+                                                              [60, 40], [0, 40]]),
+     "garage.spots[3]", "spot 'S04' corner (20.4, 0.3) lies outside the garage outline"),
+    ("lane end outside the outline", _add(["garage"], "outline", [[0, 0], [60, 0], [60, 40], [30, 40], [30, 20],
+                                                                  [0, 20]]),
+     "garage.lanes[1].start", "start (0.3, 25.85) lies outside the garage outline"),
+    ("lane across a notch", _add(["garage"], "outline", [[0, 0], [60, 0], [60, 40], [31, 40], [31, 8], [29, 8],
+                                                         [29, 40], [0, 40]]),
+     "garage.lanes[0]", "leaves the garage outline between its start and end"),
+    ("pillar on a spike of wall", _add(["garage"], "outline", [[0, 0], [9.9, 0], [9.9, 17.2], [10.1, 17.2], [10.1, 0],
+                                                               [60, 0], [60, 40], [0, 40]]),
+     "garage.pillars[0]", "pillar 'p_island_1' reaches outside the garage outline"),
+    ("outline wall id taken", _both(_add(["garage"], "outline", [[0, 0], [60, 0], [60, 40], [0, 40]]),
+                                    _set(["garage", "walls", 0, "id"], "outline_wall_2")),
+     "garage.walls[0].id", "id 'outline_wall_2' is reserved"),
     ("spot outside", _set(["garage", "spots", 0, "center"], [70.0, 2.8]), "garage.spots[0]", "outside the garage"),
     ("spot sticking out", _set(["garage", "spots", 0, "center"], [11.3, 2.0]), "garage.spots[0]",
      "outside the garage"),
@@ -403,3 +439,26 @@ def test_cli_as_a_process(tmp_path, raw):
     missing = _run_cli(str(tmp_path / "no.yaml"))
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
     assert missing.stderr.strip() == f"error: {tmp_path / 'no.yaml'}: file: cannot be read: No such file or directory"
+
+
+def test_cli_connector_option(tmp_path, raw, capsys):
+    data = _mutate(raw, _set(V0 + ["inlet", "type"], "type2"))
+    path = tmp_path / "type2.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert check_main([str(path), "--robot-size", "1.0", "0.7"]) == 2
+    assert "vehicles[0].request: car 'car_01' has a type2 inlet" in capsys.readouterr().err
+    assert check_main([str(path), "--robot-size", "1.0", "0.7", "--connector", "type2", "--connector", "ccs2"]) == 0
+    assert check_main([str(path), "--connector", "chademo"]) == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_outline_adds_walls_along_every_edge(raw):
+    outline = [[0, 0], [60, 0], [60, 40], [0, 40]]
+    g = parse_garage(_mutate(raw, _add(["garage"], "outline", outline[::-1])), "outline.yaml")  # clockwise is fine
+    assert set(g.outline) == {(0, 0), (60, 0), (60, 40), (0, 40)} and polygon_area(np.array(g.outline)) > 0
+    added = [w for w in g.walls if w.id.startswith("outline_wall_")]
+    assert len(added) == 4 and len(g.walls) == len(raw["garage"]["walls"]) + 4
+    for w in added:  # on the floor side of its edge, 0.3 m thick
+        assert all(-1e-9 <= x <= 60 + 1e-9 and -1e-9 <= y <= 40 + 1e-9 for x, y in w.polygon)
+        assert w.thickness_m == pytest.approx(0.3)
+    assert parse_garage(copy.deepcopy(raw), "plain.yaml").outline == ((0, 0), (60, 0), (60, 40), (0, 40))

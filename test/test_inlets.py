@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import yaml
 
-from mobicharge_robot.core.inlets import InletConfigError, InletModel, data_path, load_inlets
+from mobicharge_robot.core.vision.inlets import InletConfigError, InletModel, data_path, load_inlets
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,11 @@ import time
 import numpy as np
 import pytest
 
-from mobicharge_robot.core.insertion import STOWED_POSITIONS
+from mobicharge_robot.core.arm.insertion import STOWED_POSITIONS
 from mobicharge_robot.core.geometry import make_transform, rot_x, rot_y, rot_z, rotation_angle
-from mobicharge_robot.core.kinematics import (FrameNotOnChain, IKError, NoIKSolution, OutOfReach, rotation_from_vector,
+from mobicharge_robot.core.arm.kinematics import (FrameNotOnChain, IKError, NoIKSolution, OutOfReach, rotation_from_vector,
                                               rotation_vector)
-from mobicharge_robot.core.urdf_model import UrdfModel, default_urdf_path
+from mobicharge_robot.core.arm.urdf_model import UrdfModel, default_urdf_path
 
 # The arm node's default stowed configuration (config: stowed_positions), checked against the URDF here.
 STOWED = np.array(STOWED_POSITIONS)

@@ -4,7 +4,7 @@ import math
 import pytest
 
 from mobicharge_robot.core.geometry import Pose2D
-from mobicharge_robot.core.latency import CommandHistory, advance
+from mobicharge_robot.core.navigation.latency import CommandHistory, advance
 
 
 def test_advance_straight_and_arc():

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from mobicharge_robot.core import mission as m
+from mobicharge_robot.core.mission import mission as m
 from mobicharge_robot.core.geometry import Pose2D
 
 
@@ -145,3 +145,130 @@ def test_a_car_that_cannot_be_staged_is_skipped_with_the_reason():
     failed = [c for c in cmds if isinstance(c, m.Event) and c.kind == "job_failed"]
     assert failed and "pillar" in failed[0].data["reason"]
     assert mis.job.vehicle_id == "b" and _of(cmds, m.Navigate)[0].goal == Pose2D(20.0, 4.0, 0.0)
+
+
+# ---------------------------------------------------------------- energy and departures
+from mobicharge_robot.core.energy.reserve import ConsumptionMeter, ReservePolicy, session_cap_kwh  # noqa: E402
+
+DOCK = Pose2D(0.0, 0.0, 0.0)
+
+
+def _plan(**kw):
+    return m.EnergyPlan(path_length_m=lambda a, b: abs(a.x - b.x) + abs(a.y - b.y), dock=DOCK, **kw)
+
+
+def _budget(usable, reliable=True, reason=""):
+    return m.Budget(usable_kwh=usable, wh_per_m=1.0, soc_sigma=0.01, capacity_kwh=50.0, reliable=reliable,
+                    reason=reason)
+
+
+def _energy_mission(jobs, usable=30.0, **kw):
+    mis = m.Mission(jobs, DOCK, energy=_plan(**kw))
+    mis.on_budget(0.0, _budget(usable))
+    return mis
+
+
+def test_reserve_policy_and_session_cap():
+    pol = ReservePolicy(floor_soc=0.1, path_margin=0.5, k_sigma=2.0, fixed_margin_kwh=0.3)
+    # 100 m at 1 Wh/m with 50% margin, 2 sigma of 1% of 50 kWh, 0.3 kWh: 0.15 + 1.0 + 0.3
+    assert pol.reserve_kwh(100.0, 1.0, 0.01, 50.0) == pytest.approx(1.45)
+    assert session_cap_kwh(2.0, 5.0, 1.45, 0.94) == pytest.approx(2.0 + 3.55 * 0.94)
+    assert session_cap_kwh(2.0, 1.0, 1.45) == 2.0  # below the reserve: nothing more
+    with pytest.raises(ValueError):
+        pol.reserve_kwh(-1.0, 1.0, 0.01, 50.0)
+    with pytest.raises(ValueError):
+        ReservePolicy(floor_soc=1.5)
+
+
+def test_consumption_meter_learns_from_driving_only():
+    meter = ConsumptionMeter(prior_wh_per_m=0.6, prior_m=50.0)
+    assert meter.wh_per_m == pytest.approx(0.6)
+    for k in range(1, 501):  # 500 m at 1.2 Wh/m
+        meter.update(float(k), 1.2 * k, moving=True)
+    meter.update(500.0, 2000.0, moving=False)  # a charging session: not driving consumption
+    meter.update(501.0, 2001.2, moving=True)
+    assert meter.wh_per_m == pytest.approx((0.6 * 50 + 1.2 * 500) / 550, rel=1e-6)  # the first sample is a start
+
+
+def test_a_job_that_would_break_the_reserve_goes_to_recharge_then_resumes():
+    mis = _energy_mission([_job("a", 20.0)], usable=3.0)  # needs 20 m + reserve + 5 kWh useful / 0.94
+    cmds = mis.start(0.0)
+    assert mis.phase == "to_dock"
+    assert any(isinstance(c, m.Event) and c.kind == "recharge_needed" for c in cmds)
+    nav = _of(cmds, m.Navigate)[-1]
+    assert nav.goal == DOCK
+    cmds = mis.on_navigation(50.0, nav.goal_id, "succeeded")
+    assert mis.phase == "recharging"
+    rec = _of(cmds, m.StartRecharge)[0]
+    mis.on_budget(60.0, _budget(40.0))
+    cmds = mis.on_charging(3000.0, rec.session_id, "complete", 0.0)
+    assert mis.phase == "navigating" and _of(cmds, m.Navigate)[-1].goal == Pose2D(20.0, 4.0, 0.0)
+    cmds, t = _serve(mis, cmds, 3100.0)
+    assert mis.phase == "returning" and mis.jobs[0].served and mis.recharges == 1
+
+
+def test_a_job_too_big_even_after_a_recharge_is_skipped():
+    mis = _energy_mission([_job("a", 20.0)], usable=3.0)
+    cmds = mis.start(0.0)
+    cmds = mis.on_navigation(50.0, _of(cmds, m.Navigate)[-1].goal_id, "succeeded")
+    mis.on_budget(60.0, _budget(3.5))  # the grid could not fill it
+    cmds = mis.on_charging(3000.0, _of(cmds, m.StartRecharge)[0].session_id, "complete", 0.0)
+    assert mis.phase == "returning"
+    assert "not enough energy" in mis.jobs[0].failure
+
+
+def test_an_unreliable_estimate_takes_no_new_jobs():
+    mis = m.Mission([_job("a", 20.0), _job("b", 30.0)], DOCK, energy=_plan())
+    mis.on_budget(0.0, _budget(40.0, reliable=False, reason="voltage stuck"))
+    mis.start(0.0)
+    assert mis.phase == "returning"
+    assert all("unreliable" in j.failure and "voltage stuck" in j.failure for j in mis.jobs)
+
+
+def test_a_car_leaving_before_a_useful_share_fits_is_skipped():
+    late = _job("a", 20.0)
+    late.departure_s = 300.0  # 5 kWh at 50 kW takes 360 s alone
+    ok = _job("b", 30.0)
+    ok.departure_s = 7200.0
+    mis = _energy_mission([late, ok])
+    cmds = mis.start(0.0)
+    assert "departure" in late.failure and mis.phase == "navigating"
+    assert _of(cmds, m.Navigate)[-1].goal == ok.staging
+
+
+def test_a_session_ends_and_releases_before_the_departure():
+    job = _job("a", 20.0)
+    job.departure_s = 1000.0
+    mis = _energy_mission([job])
+    cmds = mis.start(0.0)
+    nav = _of(cmds, m.Navigate)[-1]
+    mis.on_navigation(100.0, nav.goal_id, "succeeded")
+    mis.on_arm(101.0, "observe", "succeeded")
+    mis.on_detection(102.0, "located")
+    cmds = mis.on_arm(103.0, "plug", "succeeded")
+    sid = _of(cmds, m.StartCharging)[0].session_id
+    mis.on_charging(500.0, sid, "energized", 2.0)
+    assert mis.tick(900.0) == []  # release by 1000 - 30 - 60 = 910 s
+    cmds = mis.tick(910.0)
+    assert _of(cmds, m.StopCharging)[0].reason == "departure"
+    assert mis.phase == "unplugging" and _of(cmds, m.ArmCommand)[0].action == "unplug"
+    assert mis.on_charging(911.0, sid, "stopped", 2.5, "stopped on request") == []  # the stop it asked for
+    mis.on_arm(930.0, "unplug", "succeeded")
+    assert job.served and "before departure" in job.note
+
+
+def test_planned_path_lengths_on_the_default_garage():
+    from mobicharge_robot.core.arm.urdf_model import UrdfModel
+    from mobicharge_robot.core.garage.garage import load_garage
+    from mobicharge_robot.core.mission.distances import PathLengths
+    from mobicharge_robot.core.paths import data_path
+
+    garage = load_garage(data_path("config", "garages", "default.yaml"))
+    width = UrdfModel.from_xacro(data_path("urdf", "mobicharge.urdf.xacro")).footprint()[1]
+    lengths = PathLengths(garage, width)
+    d = garage.depot
+    home = lengths(d.pose, d.dock)
+    straight = ((d.pose.x - d.dock.x) ** 2 + (d.pose.y - d.dock.y) ** 2) ** 0.5
+    assert straight <= home < 3.0 * straight + 5.0
+    assert lengths(d.pose, d.dock) == home  # cached
+    assert lengths(d.pose, Pose2D(-50.0, -50.0, 0.0)) == float("inf")  # off the map: no path

@@ -1,12 +1,14 @@
 """Whole missions end to end: real nodes over DDS on the loopback simulator, checked against ground truth.
 
-Two garages: the default one, and a small one written independently of it (left-side and rear inlets)."""
+Two garages: the default one, and a small one written independently of it (left-side and rear inlets). These run
+with world variation 'none' (the world is the garage file) to pin the mission's own logic; the scenario suite
+(test_scenarios.py, bench/scenarios.py) runs whole missions in varied worlds."""
 import math
 import os
 
 import pytest
 
-from mobicharge_robot.core.garage import load_garage
+from mobicharge_robot.core.garage.garage import load_garage
 from mobicharge_robot.core.paths import data_path
 from mobicharge_robot.tools.monitor import run_mission
 
@@ -20,7 +22,7 @@ def result(request, tmp_path_factory):
     garage_file = request.param
     run_dir = str(tmp_path_factory.mktemp("e2e"))
     res = run_mission(garage_file, run_dir, timeout_s=240.0, seed=3, live=False, record_truth=True,
-                      domain_id=int(os.environ["ROS_DOMAIN_ID"]))
+                      domain_id=int(os.environ["ROS_DOMAIN_ID"]), variation="none")
     return res, load_garage(garage_file)
 
 
@@ -42,6 +44,14 @@ def test_robot_never_touched_an_obstacle_nor_energized_unseated(result):
     res, _ = result
     assert res.truth["collisions"] == "0", res.truth.get("collision_ids")
     assert res.truth["energized_unseated"] == "0"
+
+
+def test_no_energy_from_nothing(result):
+    res, _ = result
+    books = {k: float(res.truth[k]) for k in ("pack_out_wh", "delivered_wh", "stage_loss_wh", "drive_wh")}
+    assert books["delivered_wh"] > 1000.0
+    created = books["delivered_wh"] + books["stage_loss_wh"] + books["drive_wh"] - books["pack_out_wh"]
+    assert abs(created) <= 1.0, books
 
 
 def test_robot_ended_at_the_depot(result):

@@ -32,6 +32,7 @@ def probe(tmp_path_factory):
         "req": node.create_publisher(String, "charge/session_request", RELIABLE_QOS),
         "bms": node.create_publisher(BatteryState, "bms/state", SENSOR_QOS),
         "out": node.create_publisher(BatteryState, "dc_output/measurement", METER_QOS),
+        "latched": node.create_publisher(Bool, "connector/latched", RELIABLE_QOS),
     }
     assert spin_until(node, lambda: node.statuses, 20.0), "energy node did not come up"
     yield node
@@ -44,9 +45,11 @@ def probe(tmp_path_factory):
 def _inputs(node, pilot_v, seated, iso=True):
     node.pub["pilot"].publish(Float64(data=pilot_v))
     node.pub["seated"].publish(Bool(data=seated))
+    node.pub["latched"].publish(Bool(data=seated))
     node.pub["iso"].publish(Bool(data=iso))
     out = BatteryState(voltage=380.0, current=0.0)
     node.pub["out"].publish(out)
+    node.pub["bms"].publish(BatteryState(voltage=479.5, current=-0.5, temperature=25.0))
 
 
 def _latest_enable(node):

@@ -9,7 +9,7 @@ from geometry_msgs.msg import PoseStamped, Twist
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from mobicharge_robot.core.garage import load_garage
+from mobicharge_robot.core.garage.garage import load_garage
 from mobicharge_robot.core.paths import data_path
 from mobicharge_robot.nodes.ros_common import LATCHED_QOS, RELIABLE_QOS, pose2d_to_msg, status_values
 from mobicharge_robot.core.geometry import Pose2D
@@ -22,6 +22,8 @@ def probe(tmp_path_factory):
     rclpy.init()
     sim = start_node("mobicharge_robot.sim.loopback_node", "loopback_sim", {"rtf_drive": 10.0},
                      log_path=str(logs / "sim.log"))
+    loc = start_node("mobicharge_robot.nodes.localization_node", "localization", {"use_sim_time": True},
+                     log_path=str(logs / "loc.log"))
     nav = start_node("mobicharge_robot.nodes.navigation_node", "navigation", {"use_sim_time": True},
                      log_path=str(logs / "nav.log"))
     node = Node("nav_probe", parameter_overrides=[Parameter("use_sim_time", value=True)])
@@ -36,6 +38,7 @@ def probe(tmp_path_factory):
     yield node
     node.destroy_node()
     stop_node(nav)
+    stop_node(loc)
     stop_node(sim)
     rclpy.shutdown()
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from mobicharge_robot.core.geometry import Pose2D, rect_polygon
-from mobicharge_robot.core.occupancy import (FREE, OCCUPIED, OccupancyError, OccupancyGrid, distance_field,
+from mobicharge_robot.core.navigation.occupancy import (FREE, OCCUPIED, OccupancyError, OccupancyGrid, distance_field,
                                              from_polygons, occupancy_from_garage, read_map_server, speed_limit_at,
                                              write_map_server)
 

@@ -45,7 +45,8 @@ def test_launch_files_parse_and_use_known_executables():
 def test_params_file_has_a_section_per_node():
     with open(os.path.join(ROOT, "config", "mobicharge.yaml")) as f:
         params = yaml.safe_load(f)
-    assert set(params) == {"loopback_sim", "navigation", "port_detection", "arm", "energy", "mission_manager"}
+    assert set(params) == {"loopback_sim", "localization", "navigation", "port_detection", "arm", "energy",
+                           "mission_manager", "garage_markers"}
     assert all("ros__parameters" in v for v in params.values())
 
 
@@ -73,11 +74,13 @@ def test_demo_rejects_a_bad_garage_without_traceback(tmp_path):
 
 NODE_FILES = {
     "loopback_sim": "mobicharge_robot/sim/loopback_node.py",
+    "localization": "mobicharge_robot/nodes/localization_node.py",
     "navigation": "mobicharge_robot/nodes/navigation_node.py",
     "port_detection": "mobicharge_robot/nodes/port_detection_node.py",
     "arm": "mobicharge_robot/nodes/arm_node.py",
     "energy": "mobicharge_robot/nodes/energy_node.py",
     "mission_manager": "mobicharge_robot/nodes/mission_manager_node.py",
+    "garage_markers": "mobicharge_robot/nodes/garage_markers_node.py",
 }
 
 

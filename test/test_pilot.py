@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from mobicharge_robot.core.pilot import (DIGITAL_DUTY, NO_OFFER_DUTY, ChargerPilotFSM, PilotState,
+from mobicharge_robot.core.energy.pilot import (DIGITAL_DUTY, NO_OFFER_DUTY, ChargerPilotFSM, PilotState,
                                          classify_pilot_voltage, current_for_duty, duty_for_current,
                                          is_digital_duty)
 

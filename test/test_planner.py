@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from mobicharge_robot.core.geometry import Pose2D, rect_polygon, segment_rect_polygon
-from mobicharge_robot.core.occupancy import from_polygons
-from mobicharge_robot.core.planner import (GoalOccupied, GoalOutsideMap, GridPlanner, InvalidPose, NoValidPath, Path,
+from mobicharge_robot.core.navigation.occupancy import from_polygons
+from mobicharge_robot.core.navigation.planner import (GoalOccupied, GoalOutsideMap, GridPlanner, InvalidPose, NoValidPath, Path,
                                            PlannerError, PlannerTimeout, StartOccupied, StartOutsideMap,
                                            path_from_polyline)
 

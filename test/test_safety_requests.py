@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from mobicharge_robot.core.geometry import Pose2D, invert_transform, make_transform, rot_z, rotation_angle
-from mobicharge_robot.core.insertion import (InsertionMonitor, camera_view_tip_pose, seated_tip_pose,
+from mobicharge_robot.core.arm.insertion import (InsertionMonitor, camera_view_tip_pose, seated_tip_pose,
                                              tip_pose_on_axis)
-from mobicharge_robot.core.requests import RequestError, parse_session_request
-from mobicharge_robot.core.safety import FreshnessMonitor, StopZone, scan_points
+from mobicharge_robot.core.mission.requests import RequestError, parse_session_request
+from mobicharge_robot.core.navigation.safety import FreshnessMonitor, StopZone, scan_points
 
 
 def test_stop_zone_ahead_only_when_driving_forward():
@@ -19,6 +19,11 @@ def test_stop_zone_ahead_only_when_driving_forward():
     beside = np.array([[0.0, 0.7]])  # a car 0.35 m beside the robot's side
     assert zone.points_in_zone(beside, 0.5, 0.0) == 0
     assert zone.points_in_zone(beside, 0.0, 0.5) == 0  # turning in place clears it too
+    touching = np.array([[-0.3, 0.39]])  # someone stopped 4 cm from the robot's flank
+    assert zone.points_in_zone(touching, 0.3, 0.0) == 0  # driving straight away is allowed
+    assert zone.points_in_zone(touching, -0.15, 0.0) == 0  # and so is backing out
+    assert zone.points_in_zone(touching, 0.0, -0.5) == 1  # turning right swings the rear into them
+    assert zone.points_in_zone(np.array([[0.0, 0.34]]), 0.3, 0.0) == 1  # inside the footprint: stop
 
 
 def test_scan_points_drop_invalid_returns_and_use_mounting_pose():
@@ -37,6 +42,9 @@ def test_freshness_monitor_and_backwards_clock():
     f.mark(20.0)
     assert not f.fresh(5.0)  # the clock jumped back: fail safe
     assert not f.fresh(20.1)
+    f.mark(30.0)
+    assert f.fresh(29.95)  # the scan overtook the clock message: fresh, not a clock jump
+    assert f.fresh(30.2)
 
 
 @pytest.mark.parametrize("text, problem", [

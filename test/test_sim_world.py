@@ -4,8 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from mobicharge_robot.core.geometry import Pose2D, make_transform, rect_polygon, rot_y
-from mobicharge_robot.sim.contact import InletContact
+from mobicharge_robot.core.geometry import Pose2D, rect_polygon
 from mobicharge_robot.sim.world import BaseLimits, CollisionWorld, DiffDriveBase, Lidar, polygon_edges
 
 
@@ -56,42 +55,3 @@ def test_collision_check_finds_the_touching_obstacle():
     assert world.first_collision(Pose2D(0.0, 0.0, 0.0), 1.0, 0.7) is None
     assert world.first_collision(Pose2D(1.0, 0.0, 0.0), 1.0, 0.7) == "car"
     assert world.first_collision(Pose2D(-3.0, 4.6, 0.3), 1.0, 0.7) == "wall"
-
-
-def _tip(depth, lateral=0.0, tilt=0.0):
-    """Tip pose in the inlet frame: aligned (RotY(pi)) then tilted about x."""
-    c, s = math.cos(tilt), math.sin(tilt)
-    r = rot_y(math.pi) @ np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
-    return make_transform(r, (lateral, 0.0, -depth))
-
-
-def test_aligned_connector_slides_in_and_latches_at_seat_depth():
-    c = InletContact(seat_depth_m=0.03)
-    prev = _tip(-0.01)
-    latched = False
-    for d in np.arange(-0.01, 0.0305, 0.0005):
-        res = c.evaluate(_tip(d, lateral=0.001), prev)
-        assert not res.blocked
-        prev = _tip(d, lateral=0.001)
-        latched = res.latched
-    assert latched
-    # Pulling out while latched is blocked until the release is held.
-    assert c.evaluate(_tip(0.02), _tip(0.03)).blocked
-    c.released = True
-    assert not c.evaluate(_tip(0.02), _tip(0.03)).blocked
-    assert not c.latched
-
-
-def test_misaligned_connector_jams_with_growing_force():
-    c = InletContact(seat_depth_m=0.03)
-    res1 = c.evaluate(_tip(0.002, lateral=0.006), _tip(0.0, lateral=0.006))
-    res2 = c.evaluate(_tip(0.004, lateral=0.006), _tip(0.0, lateral=0.006))
-    assert res1.blocked and res2.blocked
-    assert abs(res2.force_tip[2]) > abs(res1.force_tip[2]) > 0
-    assert not res2.latched
-
-
-def test_tilted_connector_jams():
-    c = InletContact(seat_depth_m=0.03)
-    res = c.evaluate(_tip(0.002, tilt=math.radians(5)), _tip(0.0, tilt=math.radians(5)))
-    assert res.blocked and not res.latched

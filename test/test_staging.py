@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import yaml
 
-from mobicharge_robot.core.garage import load_garage, parse_garage
+from mobicharge_robot.core.garage.garage import load_garage, parse_garage
 from mobicharge_robot.core.geometry import Pose2D, convex_polygons_intersect, rect_polygon, wrap_angle
 from mobicharge_robot.core.paths import data_path
-from mobicharge_robot.core.staging import (FailedToStage, StagingError, inlet_relative_to_robot, polygons_intersect,
+from mobicharge_robot.core.garage.staging import (FailedToStage, StagingError, inlet_relative_to_robot, polygons_intersect,
                                            staging_pose)
 
 DEFAULT = data_path("config", "garages", "default.yaml")
@@ -109,9 +109,17 @@ def test_too_little_clearance_touches_the_served_car(garage):
     assert err.value.blocker == "car_01"
 
 
+def _without_empty_spots(raw):
+    """A copy without the spots no car stands in: the validator rejects a pillar or keep-out zone on a spot."""
+    data = copy.deepcopy(raw)
+    used = {v["spot"] for v in data["vehicles"]}
+    data["garage"]["spots"] = [s for s in data["garage"]["spots"] if s["id"] in used]
+    return data
+
+
 def test_pillar_and_keep_out_zone_block(raw, garage):
     pose = staging_pose(garage, garage.vehicle("car_01"), ROBOT_L, ROBOT_W)
-    with_pillar = copy.deepcopy(raw)
+    with_pillar = _without_empty_spots(raw)
     with_pillar["garage"]["pillars"].append({"id": "p_new", "center": [pose.x - 0.5, pose.y], "size_m": [0.4, 0.4]})
     g = parse_garage(with_pillar, "pillar.yaml")
     with pytest.raises(StagingError, match="pillar 'p_new'"):
@@ -120,14 +128,15 @@ def test_pillar_and_keep_out_zone_block(raw, garage):
     # An L-shaped (non-convex) keep-out zone: blocking when an arm covers the pose, free when the pose is in the
     # notch, although the notch is inside the zone's convex hull.
     def with_zone(points):
-        data = copy.deepcopy(raw)
+        data = _without_empty_spots(raw)
         data["garage"]["zones"].append({"id": "z_l", "kind": "keep_out", "polygon": points})
         return parse_garage(data, "zone.yaml")
 
     x, y = pose.x, pose.y
-    covering = [[x - 2, y - 0.3], [x + 2, y - 0.3], [x + 2, y + 0.3], [x - 1.5, y + 0.3], [x - 1.5, y + 2],
+    e = 0.28  # the zones end just short of car_01's spot, which begins 0.3 m beyond the pose
+    covering = [[x - 2, y - 0.3], [x + e, y - 0.3], [x + e, y + 0.3], [x - 1.5, y + 0.3], [x - 1.5, y + 2],
                 [x - 2, y + 2]]
-    notch = [[x - 3, y - 3], [x + 3, y - 3], [x + 3, y - 2.5], [x - 2.5, y - 2.5], [x - 2.5, y + 3], [x - 3, y + 3]]
+    notch = [[x - 3, y - 3], [x + e, y - 3], [x + e, y - 2.5], [x - 2.5, y - 2.5], [x - 2.5, y + 3], [x - 3, y + 3]]
     g = with_zone([[x - 0.2, y - 0.2], [x + 0.2, y - 0.2], [x + 0.2, y + 0.2], [x - 0.2, y + 0.2]])
     with pytest.raises(StagingError, match="keep-out zone 'z_l'"):
         staging_pose(g, g.vehicle("car_01"), ROBOT_L, ROBOT_W)

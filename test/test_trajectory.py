@@ -4,12 +4,12 @@ import math
 import numpy as np
 import pytest
 
-from mobicharge_robot.core.insertion import STOWED_POSITIONS
+from mobicharge_robot.core.arm.insertion import STOWED_POSITIONS
 from mobicharge_robot.core.geometry import make_transform, rot_y, rot_z, rotation_angle
-from mobicharge_robot.core.kinematics import IKError
-from mobicharge_robot.core.trajectory import (JointTrajectory, PathDiscontinuity, TrajectoryError,
+from mobicharge_robot.core.arm.kinematics import IKError
+from mobicharge_robot.core.arm.trajectory import (JointTrajectory, PathDiscontinuity, TrajectoryError,
                                               interpolate_pose, plan_joint_motion, plan_linear_motion, sample)
-from mobicharge_robot.core.urdf_model import UrdfModel, default_urdf_path
+from mobicharge_robot.core.arm.urdf_model import UrdfModel, default_urdf_path
 
 STOWED = np.array(STOWED_POSITIONS)
 

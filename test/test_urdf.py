@@ -7,7 +7,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from mobicharge_robot.core.urdf_model import UrdfError, UrdfModel, default_urdf_path
+from mobicharge_robot.core.arm.urdf_model import UrdfError, UrdfModel, default_urdf_path
 
 CHECK_URDF_PACKAGE = "liburdfdom-tools"
 

@@ -1,6 +1,6 @@
 """Mission manager: serves every car with a charge request in the garage file, then returns to the depot.
 
-It owns no behaviour of its own: :class:`mobicharge_robot.core.mission.Mission` decides, this node carries out its
+It owns no behaviour of its own: :class:`mobicharge_robot.core.mission.mission.Mission` decides, this node carries out its
 commands over the other nodes' topics and services and feeds their status back. ``mission/state`` (latched) and
 ``mission/events`` carry JSON (schemas in the README).
 """
@@ -15,12 +15,14 @@ from rclpy.node import Node
 from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 
-from ..core import mission as m
-from ..core.garage import GarageError, load_garage
+from ..core.energy.reserve import ReserveError, ReservePolicy
+from ..core.mission import mission as m
+from ..core.mission.distances import PathLengths
+from ..core.garage.garage import GarageError, load_garage
 from ..core.paths import data_path
-from ..core.requests import SessionRequest, session_request_json
-from ..core.staging import StagingError, inlet_relative_to_robot, staging_pose
-from ..core.urdf_model import UrdfError, UrdfModel
+from ..core.mission.requests import SessionRequest, session_request_json
+from ..core.garage.staging import StagingError, inlet_relative_to_robot, staging_pose
+from ..core.arm.urdf_model import UrdfError, UrdfModel
 from .ros_common import (
     LATCHED_QOS,
     RELIABLE_QOS,
@@ -49,10 +51,22 @@ class MissionManagerNode(Node):
         self.clearance = declare(self, "staging_clearance_m", 0.35,
                                  "Gap between the robot's side and the car body when staged (m).", read_only=True,
                                  lo=0.1, hi=1.0)
+        self.output_kw = declare(self, "max_output_power_kw", 50.0, "The robot's DC output limit, for the time a "
+                                 "car's useful share takes (kW).", read_only=True, lo=1.0, hi=350.0)
+        self.useful_fraction = declare(self, "useful_fraction", 0.5, "A car is started only if this share of its "
+                                       "request (at least useful_min_kwh) fits before its departure and within the "
+                                       "pack's energy above the return reserve.", read_only=True, lo=0.05, hi=1.0)
+        self.useful_min = declare(self, "useful_min_kwh", 2.0, "Smallest useful delivery (kWh).", read_only=True,
+                                  lo=0.1, hi=100.0)
+        self.release_margin = declare(self, "release_margin_s", 60.0, "The connector is released this long "
+                                      "before a car's departure (s).", read_only=True, lo=0.0, hi=3600.0)
+        self.energy_planning = declare(self, "energy_planning", True, "Plan the reserve, departures and depot "
+                                       "recharges (false: serve the jobs in order, as before).", read_only=True)
         live_parameters(self, {"autostart": "autostart"})
         try:
             garage = load_garage(garage_file)
             length, width = UrdfModel.from_xacro(urdf_file).footprint()
+            max_kw = {v.id: v.battery.max_dc_power_kw for v in garage.vehicles}
             jobs = []
             for v in garage.requested_vehicles():
                 try:
@@ -64,8 +78,15 @@ class MissionManagerNode(Node):
                                   requested_kwh=v.request.energy_kwh, staging=staging,
                                   T_base_inlet=(inlet_relative_to_robot(garage, v, staging) if staging is not None
                                                 else None),
-                                  failure=failure))
-            self.mission = m.Mission(jobs, garage.depot.pose)
+                                  failure=failure, departure_s=(v.request.departure_s if v.request.departure_s is not None
+                                                                   else math.inf),
+                                  max_power_kw=max_kw.get(v.id, math.inf)))
+            energy = None
+            if self.energy_planning:
+                energy = m.EnergyPlan(path_length_m=PathLengths(garage, width), dock=garage.depot.dock,
+                                      output_kw=self.output_kw, useful_fraction=self.useful_fraction,
+                                      useful_min_kwh=self.useful_min, release_margin_s=self.release_margin)
+            self.mission = m.Mission(jobs, garage.depot.pose, energy=energy)
         except (GarageError, UrdfError, m.MissionError, OSError) as exc:
             raise ConfigurationError(str(exc)) from exc
         self.ready = set()
@@ -85,6 +106,7 @@ class MissionManagerNode(Node):
         self.create_subscription(DiagnosticStatus, "arm/status", self._on_arm, LATCHED_QOS)
         self.create_subscription(DiagnosticStatus, "detect_port/status", self._on_detect, LATCHED_QOS)
         self.create_subscription(DiagnosticStatus, "charge/status", self._on_charge, LATCHED_QOS)
+        self.create_subscription(DiagnosticStatus, "energy/budget", self._on_budget, LATCHED_QOS)
         self.create_service(Trigger, "mission/start", self._on_start)
         self.create_timer(0.1, self._tick)
         self._publish_state()
@@ -95,6 +117,8 @@ class MissionManagerNode(Node):
     # ------------------------------------------------------------------ start
     def _can_start(self) -> str:
         missing = [t for t in _TASKS if t not in self.ready]
+        if self.mission.energy is not None and self.mission.budget is None:
+            missing.append("energy budget")
         if missing:
             return "waiting for: " + ", ".join(missing)
         if self._now() <= 0.0:
@@ -147,6 +171,25 @@ class MissionManagerNode(Node):
         self._run(self.mission.on_charging(self._now(), msg.hardware_id, msg.message,
                                            delivered if math.isfinite(delivered) else 0.0, v.get("reason", "")))
 
+    def _on_budget(self, msg: DiagnosticStatus):
+        v = status_values(msg)
+        try:
+            budget = m.Budget(usable_kwh=float(v["usable_kwh"]), wh_per_m=float(v["wh_per_m"]),
+                              soc_sigma=float(v["soc_sigma"]), capacity_kwh=float(v["capacity_kwh"]),
+                              reliable=v.get("reliable") == "True", reason=v.get("reason", ""),
+                              policy=ReservePolicy(floor_soc=float(v["floor_soc"]),
+                                                   path_margin=float(v["path_margin"]),
+                                                   k_sigma=float(v["k_sigma"]),
+                                                   fixed_margin_kwh=float(v["fixed_margin_kwh"])))
+        except (KeyError, ValueError, ReserveError) as exc:
+            self.get_logger().warning(f"energy/budget ignored: {exc}")
+            return
+        if not all(math.isfinite(x) for x in (budget.usable_kwh, budget.wh_per_m, budget.soc_sigma,
+                                               budget.capacity_kwh)):
+            self.get_logger().warning("energy/budget ignored: non-finite values")
+            return
+        self._run(self.mission.on_budget(self._now(), budget))
+
     # ------------------------------------------------------------------ command outputs
     def _run(self, commands):
         if not commands:
@@ -165,6 +208,9 @@ class MissionManagerNode(Node):
             elif isinstance(cmd, m.StartCharging):
                 self.session_pub.publish(String(data=session_request_json(
                     SessionRequest(cmd.session_id, cmd.vehicle_id, cmd.target_kwh))))
+            elif isinstance(cmd, m.StartRecharge):
+                self.session_pub.publish(String(data=session_request_json(
+                    SessionRequest(cmd.session_id, "dock", 500.0, "recharge"))))
             elif isinstance(cmd, m.StopCharging):
                 self.stop_client.call_async(Trigger.Request())
             elif isinstance(cmd, m.Event):

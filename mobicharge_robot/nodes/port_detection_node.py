@@ -3,8 +3,8 @@
 It runs only while enabled (``detect_port/enable``, std_srvs/SetBool): the camera subscriptions exist only then, so an
 idle detector costs nothing. ``inlet_type`` (latched String) selects the inlet model. Once ``required_consistent``
 consecutive detections agree it publishes ``inlet_pose`` (camera optical frame) and ``inlet_pose_base`` (base frame,
-from the arm's joint states and the URDF), and ``detect_port/status`` says 'located'; after ``timeout_s`` without
-that it says 'failed'.
+from the arm's joint states at the image's time stamp, interpolated, and the URDF), and ``detect_port/status`` says
+'located'; after ``timeout_s`` without that it says 'failed'.
 """
 from __future__ import annotations
 
@@ -15,11 +15,13 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import String
 from std_srvs.srv import SetBool
 
-from ..core.camera import CameraModel
-from ..core.inlets import load_inlets
+from ..core.vision.camera import CameraModel
+from ..core.vision.inlets import load_inlets
 from ..core.paths import data_path
-from ..core.port_detector import PortNotFound, PortTracker, detect_port
-from ..core.urdf_model import UrdfError, UrdfModel
+from ..core.vision.debug_draw import draw_detection
+from ..core.vision.joint_history import JointHistory
+from ..core.vision.port_detector import PortNotFound, PortTracker, detect_port
+from ..core.arm.urdf_model import UrdfError, UrdfModel
 from .image_conv import ImageFormatError, image_to_rgb, rgb_to_image
 from .ros_common import (
     LATCHED_QOS,
@@ -56,7 +58,7 @@ class PortDetectionNode(Node):
             raise ConfigurationError(str(exc)) from exc
         self.inlets = load_inlets()
         self.inlet_type = "ccs2"
-        self.joints = {}
+        self.joints = JointHistory()
         self.camera = None
         self.enabled = False
         self.tracker = None
@@ -101,7 +103,10 @@ class PortDetectionNode(Node):
             self.get_logger().warning(f"unknown inlet type '{msg.data}' (known: {sorted(self.inlets)})")
 
     def _on_joints(self, msg: JointState):
-        self.joints.update({n: p for n, p in zip(msg.name, msg.position) if np.isfinite(p)})
+        stamp = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
+        if stamp <= 0.0:
+            stamp = self._now()  # an unstamped driver: its messages are as old as their arrival
+        self.joints.add(stamp, {n: p for n, p in zip(msg.name, msg.position) if np.isfinite(p)})
 
     def _on_info(self, msg: CameraInfo):
         try:
@@ -127,12 +132,15 @@ class PortDetectionNode(Node):
             reason = exc.reason
         status = self.tracker.update(det, self._now())
         if self.publish_debug and self.count_subscribers(self.debug_pub.topic_name) > 0:
-            self.debug_pub.publish(rgb_to_image(self._draw(rgb, det), msg.header))
+            self.debug_pub.publish(rgb_to_image(draw_detection(rgb, self.camera, det, reason), msg.header))
         if status == "located":
             T_cam_inlet = self.tracker.pose
             frame = msg.header.frame_id or self.camera.frame_id
             self.pose_pub.publish(matrix_to_pose_stamped(T_cam_inlet, frame, msg.header.stamp))
-            T_base_cam = self.model.transform(self.joints, frame, self.base_frame)
+            stamp = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
+            # The arm at the image's time; a joint with no sample near it (a stale driver) keeps its latest value.
+            joints = {**self.joints.latest(), **(self.joints.at(stamp) if stamp > 0.0 else {})}
+            T_base_cam = self.model.transform(joints, frame, self.base_frame)
             self.pose_base_pub.publish(matrix_to_pose_stamped(T_base_cam @ T_cam_inlet, self.base_frame,
                                                               msg.header.stamp))
             self.state = "located"
@@ -146,20 +154,6 @@ class PortDetectionNode(Node):
             if self.tracker.update(None, self._now()) == "failed":
                 self.state = "failed"
                 self._publish_status(reason="failed to detect: no image with a consistent inlet")
-
-    def _draw(self, rgb, det):
-        import cv2
-
-        out = rgb.copy()
-        if det is not None:
-            for u, v in det.keypoints_px:
-                cv2.circle(out, (int(round(u)), int(round(v))), 4, (0, 255, 0), 1)
-            axes = np.array([[0, 0, 0], [0.03, 0, 0], [0, 0.03, 0], [0, 0, 0.03]], float)
-            pts = (det.T_cam_inlet[:3, :3] @ axes.T).T + det.T_cam_inlet[:3, 3]
-            px = self.camera.project(pts).astype(int)
-            for i, color in enumerate([(255, 0, 0), (0, 255, 0), (0, 0, 255)]):
-                cv2.line(out, tuple(px[0]), tuple(px[i + 1]), color, 2)
-        return out
 
     def _publish_status(self, reason="", **values):
         self.status_pub.publish(task_status("port_detection", self.state, self.inlet_type, reason=reason,

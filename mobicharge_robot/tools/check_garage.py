@@ -3,6 +3,8 @@
 For each valid file it prints one line (spots, vehicles, requests) and also checks that the robot can stage beside
 every requesting car. A mistake is reported as one line ``error: <file>: <field>: <problem>`` on stderr, never as a
 traceback, and the exit status is 2. The robot footprint comes from the URDF unless ``--robot-size`` is given.
+``--connector TYPE`` (repeatable, default ccs2) names the inlet types the robot's connector serves: a request from a
+car with another inlet type is an error.
 """
 from __future__ import annotations
 
@@ -10,9 +12,9 @@ import argparse
 import sys
 from typing import Optional, Sequence, Tuple
 
-from ..core.garage import Garage, GarageError, load_garage
-from ..core.staging import StagingError, staging_pose
-from ..core.urdf_model import UrdfError, UrdfModel, default_urdf_path
+from ..core.garage.garage import DEFAULT_CONNECTORS, INLET_TYPES, Garage, GarageError, load_garage
+from ..core.garage.staging import StagingError, staging_pose
+from ..core.arm.urdf_model import UrdfError, UrdfModel, default_urdf_path
 
 EXIT_OK = 0
 EXIT_INVALID = 2
@@ -25,6 +27,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="robot footprint (m) for the staging check; default: read from the robot's URDF")
     ap.add_argument("--clearance", type=float, default=0.35, metavar="M",
                     help="gap between the robot's side and the car when staged (m, default 0.35)")
+    ap.add_argument("--connector", action="append", choices=INLET_TYPES, metavar="TYPE",
+                    help=f"an inlet type the robot's connector serves (repeatable; {', '.join(INLET_TYPES)}; "
+                         f"default {', '.join(DEFAULT_CONNECTORS)})")
     return ap
 
 
@@ -62,7 +67,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     status = EXIT_OK
     for path in args.files:
         try:
-            garage = load_garage(path)
+            garage = load_garage(path, tuple(args.connector or DEFAULT_CONNECTORS))
             if footprint is None and garage.requested_vehicles():
                 footprint = _urdf_footprint()  # only read when needed: xacro is slow to start
             print(check_garage(garage, footprint, args.clearance))

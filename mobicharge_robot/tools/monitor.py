@@ -125,11 +125,12 @@ class _Monitor(Node):
 
 def run_mission(garage_file: str, run_dir: str, timeout_s: float = 300.0, seed: int = 1, live: bool = True,
                 record_truth: bool = False, overrides: Optional[dict] = None,
-                domain_id: Optional[int] = None) -> MissionResult:
+                domain_id: Optional[int] = None, variation: str = "nominal") -> MissionResult:
     env = isolated_ros_env(domain_id)
     os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOCALHOST_ONLY")})
-    params = {name: {"garage_file": garage_file} for name in ("loopback_sim", "navigation", "mission_manager")}
-    params["loopback_sim"]["seed"] = seed
+    params = {name: {"garage_file": garage_file} for name in ("loopback_sim", "localization", "navigation",
+                                                             "mission_manager")}
+    params["loopback_sim"].update({"seed": seed, "variation": variation, "truth_dir": os.path.abspath(run_dir)})
     for name, extra in (overrides or {}).items():
         params.setdefault(name, {}).update(extra)
     wall0 = time.monotonic()

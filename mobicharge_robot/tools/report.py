@@ -10,7 +10,9 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 from matplotlib.patches import Polygon  # noqa: E402
 
 
-def write_report(result, path: str, garage) -> None:
+def write_report(result, path: str, garage, world: dict | None = None) -> None:
+    """``world``: the simulator's drawn true world (``world.json``), drawn over the garage file's belief, so a
+    reader sees where the world differed from what the robot was told."""
     fig = plt.figure(figsize=(14, 8))
     ax_map = fig.add_subplot(1, 2, 1)
     ax_soc = fig.add_subplot(2, 2, 2)
@@ -30,6 +32,8 @@ def write_report(result, path: str, garage) -> None:
             pose = garage.vehicle_pose(v)
             ax_map.text(pose.x, pose.y, v.id.replace("_", " "), fontsize=6, ha="center", va="center",
                         color="black", weight="bold", rotation=90 if abs(math.sin(pose.yaw)) > 0.7 else 0)
+    if world:
+        _draw_world(ax_map, world)
     s = result.series
     if s.get("x"):
         d = garage.depot.pose
@@ -67,3 +71,29 @@ def write_report(result, path: str, garage) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def _draw_world(ax, world: dict) -> None:
+    """True cars (dashed outlines; unlisted ones in orange), objects in lanes and the people's routes."""
+    from ..core.geometry import Pose2D, rect_polygon
+
+    first = {"listed": True, "unlisted": True}
+    for car in world.get("cars", []):
+        pose = Pose2D(*car["pose"])
+        poly = rect_polygon(pose, car["body_m"][0], car["body_m"][1])
+        kind = "listed" if car["listed"] else "unlisted"
+        label = None
+        if first[kind]:
+            label = "true car pose" if car["listed"] else "car not in the garage file"
+            first[kind] = False
+        ax.add_patch(Polygon(poly, closed=True, fill=not car["listed"], ls="--", lw=0.8,
+                             ec="tab:orange" if not car["listed"] else "black",
+                             fc="tab:orange", alpha=0.6 if not car["listed"] else 1.0, label=label))
+    for i, ob in enumerate(world.get("objects", [])):
+        pose = Pose2D(*ob["pose"])
+        ax.add_patch(Polygon(rect_polygon(pose, ob["size_m"][0], ob["size_m"][1]), closed=True,
+                             color="tab:purple", label="object in a lane" if i == 0 else None))
+    for i, m in enumerate(world.get("movers", [])):
+        xs, ys = zip(*m["waypoints"])
+        ax.plot(xs, ys, ":", color="tab:purple", lw=1.0,
+                label=("route of a person or a leaving car" if i == 0 else None))

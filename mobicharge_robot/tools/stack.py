@@ -19,6 +19,7 @@ from ..core.paths import data_path
 # (executable module, node name, use_sim_time)
 NODES = (
     ("mobicharge_robot.sim.loopback_node", "loopback_sim", False),
+    ("mobicharge_robot.nodes.localization_node", "localization", True),
     ("mobicharge_robot.nodes.navigation_node", "navigation", True),
     ("mobicharge_robot.nodes.port_detection_node", "port_detection", True),
     ("mobicharge_robot.nodes.arm_node", "arm", True),
