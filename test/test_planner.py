@@ -12,7 +12,7 @@ from mobicharge_robot.core.geometry import Pose2D, rect_polygon, segment_rect_po
 from mobicharge_robot.core.navigation.occupancy import from_polygons
 from mobicharge_robot.core.navigation.planner import (GoalOccupied, GoalOutsideMap, GridPlanner, InvalidPose, NoValidPath, Path,
                                            PlannerError, PlannerTimeout, StartOccupied, StartOutsideMap,
-                                           path_from_polyline)
+                                           path_from_polyline, trim_start)
 
 RADIUS = 0.45
 
@@ -234,3 +234,18 @@ def test_gap_narrower_than_the_coarse_grid_allows_is_found_on_the_fine_grid():
     assert _clearance(path, walls, (10.0, 6.0)) >= RADIUS
     crossing = path.points[np.argmin(np.abs(path.points[:, 0] - 5.0))]
     assert abs(crossing[1] - 3.0) < 0.1
+
+
+def test_trim_start_drops_what_the_robot_already_drove_past():
+    path = path_from_polyline([(0.0, 0.0), (4.0, 0.0), (4.0, 3.0)], math.pi / 2, 0.05)
+    path.speed_limits = np.linspace(1.0, 0.2, len(path.points))
+    trimmed = trim_start(path, (1.02, 0.3), search_m=3.0)
+    assert trimmed.points[0] == pytest.approx((1.0, 0.0), abs=0.03)
+    assert trimmed.points[-1] == pytest.approx((4.0, 3.0))
+    assert trimmed.length_m == pytest.approx(path.length_m - 1.0, abs=0.03)
+    assert len(trimmed.speed_limits) == len(trimmed.points)
+    assert trimmed.speed_limits[0] == pytest.approx(path.speed_limits[len(path.points) - len(trimmed.points)])
+    # Only the first search_m of arc is searched: a point beside the far end does not cut the path there.
+    assert trim_start(path, (4.0, 2.9), search_m=1.0).points[0][0] == pytest.approx(1.0, abs=0.06)
+    # A robot at the start keeps the whole path.
+    assert trim_start(path, (0.0, 0.0), search_m=3.0) is path

@@ -32,7 +32,8 @@ from ..core.arm.insertion import (STOWED_POSITIONS, InsertionController, Inserti
                                   camera_view_candidates, tip_pose_on_axis)
 from ..core.arm.kinematics import IKError
 from ..core.paths import data_path
-from ..core.arm.trajectory import plan_joint_motion, plan_linear_motion
+from ..core.arm.trajectory import (PATH_POS_TOL_M, PATH_ROT_TOL_RAD, TrajectoryError, plan_joint_motion,
+                                   plan_linear_motion)
 from ..core.arm.urdf_model import UrdfError, UrdfModel
 from .ros_common import (
     ACTIVE,
@@ -132,7 +133,10 @@ class ArmNode(Node):
         self.create_service(Trigger, "arm/plug", self._srv(self._start_plug))
         self.create_service(Trigger, "arm/unplug", self._srv(self._start_unplug))
         self.create_service(Trigger, "arm/stow", self._srv(self._start_stow))
-        self.create_timer(0.02, self._tick)
+        # The 50 Hz (sim time) step runs only while an action is active: idle, it would cost CPU at every tick of a
+        # sped-up simulation for nothing.
+        self._timer = self.create_timer(0.02, self._tick)
+        self._timer.cancel()
         self.seated_pub.publish(Bool(data=False))
         self.release_pub.publish(Bool(data=False))
         self._publish_status()
@@ -230,6 +234,7 @@ class ArmNode(Node):
             return False
         self.action, self.state = action, ACTIVE
         self._traj = None
+        self._timer.reset()
         self._publish_status()
         return True
 
@@ -326,7 +331,11 @@ class ArmNode(Node):
             elif kind == "insert":
                 self._traj, self._insert_t = ("insert", None), now
             elif kind == "retract":
-                self._steps.insert(0, ("traj", self._retract_plan(self.standoff + 0.04)))
+                try:
+                    self._steps.insert(0, ("traj", self._retract_plan(self.standoff + 0.04)))
+                except (IKError, TrajectoryError) as exc:
+                    self._hold()
+                    self._end(FAILED, f"retraction unreachable: {exc}")
             elif kind == "stow":
                 try:
                     self._steps.insert(0, ("traj", self._stow_plan()))
@@ -384,7 +393,8 @@ class ArmNode(Node):
             self._abort_insertion(step.reason)
             return
         try:
-            q = self.chain.ik(self.inlet_base @ step.T_inlet_tip, self._insert_q, max_restarts=0)
+            q = self.chain.ik(self.inlet_base @ step.T_inlet_tip, self._insert_q, pos_tol=PATH_POS_TOL_M,
+                              rot_tol=PATH_ROT_TOL_RAD, max_restarts=0)
         except IKError as exc:
             self._hold()
             self._abort_insertion(f"insertion command unreachable: {exc.reason}")
@@ -412,11 +422,12 @@ class ArmNode(Node):
             self.release_pub.publish(Bool(data=False))
         try:
             self._steps = [("traj", self._retract_plan(self.standoff)), ("fail", reason)]
-        except IKError as exc:
+        except (IKError, TrajectoryError) as exc:
             self._steps = [("fail", f"{reason}; retraction unreachable: {exc}")]
 
     def _end(self, state, reason=""):
         self.state = state
+        self._timer.cancel()
         self._traj = None
         self._steps = []
         self._publish_status(reason=reason)

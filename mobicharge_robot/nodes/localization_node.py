@@ -40,6 +40,9 @@ from .ros_common import (
 )
 
 
+ODOM_WAIT_S = 0.5  # a scan newer than the odometry by more than this is fused with the newest odometry
+
+
 class LocalizationNode(Node):
     def __init__(self):
         super().__init__("localization")
@@ -79,6 +82,7 @@ class LocalizationNode(Node):
         self.odom = PoseHistory()
         self._status_key = None
         self._last_scan_t = 0.0
+        self._pending_scan = None  # a scan waiting for the odometry of its moment
         self._last_odom = None
         self._last_pub_wall = -1e9
         self._last_status_t = -1.0
@@ -100,7 +104,12 @@ class LocalizationNode(Node):
         except ValueError as exc:
             self.get_logger().warning(f"ignoring odometry: {exc}", throttle_duration_sec=5.0)
             return
-        self.odom.add(stamp_seconds(msg.header.stamp), pose)
+        t = stamp_seconds(msg.header.stamp)
+        self.odom.add(t, pose)
+        pending = self._pending_scan
+        if pending is not None and t >= stamp_seconds(pending.header.stamp):
+            self._pending_scan = None
+            self._process_scan(pending)
 
     def _on_initial_pose(self, msg: PoseWithCovarianceStamped):
         try:
@@ -122,9 +131,21 @@ class LocalizationNode(Node):
             self.get_logger().warning("ignoring a scan whose stamp is zero or does not advance",
                                       throttle_duration_sec=5.0)
             return
-        odom = self.odom.at(t_scan)
-        if odom is None:
+        newest = self.odom.newest_t()
+        if newest is None:
             return  # no odometry yet: nothing to fuse with
+        if newest < t_scan and t_scan - newest < ODOM_WAIT_S:
+            # The odometry of the scan's moment has not arrived yet: as AMCL's message filter, wait for it (the
+            # newest such scan), for a pose taken a little earlier would be off by the motion since (at 1 rad/s,
+            # 0.05 s is 3 degrees), and the filter would take that error for the map's.
+            self._pending_scan = msg
+            return
+        self._pending_scan = None
+        self._process_scan(msg)
+
+    def _process_scan(self, msg: LaserScan):
+        t_scan = stamp_seconds(msg.header.stamp)
+        odom = self.odom.at(t_scan)
         wall = time.monotonic()
         still = (self._last_odom is not None and odom.distance_to(self._last_odom) < 1e-3
                  and abs(odom.yaw - self._last_odom.yaw) < 1e-3)

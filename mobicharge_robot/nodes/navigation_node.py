@@ -42,13 +42,13 @@ from ..core.garage.garage import GarageError, load_garage
 from ..core.geometry import Pose2D, point_in_polygon, rect_polygon
 from ..core.navigation.car_fit import fit_car, median_fit
 from ..core.navigation.follower import APPROACH, ROTATING_TO_GOAL, FollowerParams, PathFollower
-from ..core.navigation.latency import CommandHistory
+from ..core.navigation.latency import CommandHistory, advance
 from ..core.navigation.local_costmap import LocalCostmap, path_blocked, stamp_obstacles
 from ..core.navigation.localization import PoseHistory, static_structure_grid
 from ..core.navigation.occupancy import distance_field
 from ..core.navigation.occupancy import from_polygons, speed_limit_at
 from ..core.navigation.lane_planner import LanePlanner
-from ..core.navigation.planner import PlannerError, StartOccupied, path_from_polyline
+from ..core.navigation.planner import PlannerError, StartOccupied, path_from_polyline, trim_start
 from ..core.navigation.safety import FreshnessMonitor, StopZone, footprint_clearance, scan_points
 from ..core.paths import data_path
 from .ros_common import (
@@ -71,6 +71,8 @@ from .ros_common import (
     task_status,
 )
 
+POSE_RATE_HZ = 10.0  # localized_pose rate (sim time): the robot's pose for the mission, the meter and monitors
+FIT_MAX_TURN_RATE = 0.3  # rad/s: no car fit from a scan taken while turning faster
 TARGET_CAR_RADIUS_M = 1.5  # a goal this close to a listed car's body is held relative to that car
 
 
@@ -209,12 +211,15 @@ class NavigationNode(Node):
         self._target = None  # (vehicle, T_car_goal, estimated car pose) for a goal beside a listed car
         self._last_fit_t = -math.inf
         self._last_fit_wall = -math.inf
+        self._last_fit_try = (-math.inf, -math.inf)  # (sim, wall) of the last fit attempt
         self._fits = []
         self._path_pts = None
         self._replan_request = None  # (include_moving, after_backout) for the planning tick
         self._goal_update = None  # a goal moved with the target car, to plan for on the planning tick
         self._last_static_replan = -math.inf
         self.loop_ms = []
+        self._last_control_t = None
+        self._pending_loc = None  # (stamp, map pose) from localization, waiting for the odometry of that stamp
         self.loop_wall_ms = []
 
         # Callbacks run on a single-threaded executor; planning (new goals, re-plans) runs on a planner thread so
@@ -296,6 +301,8 @@ class NavigationNode(Node):
             self._publish_status()  # now localized: the mission may start
         self.v = msg.twist.twist.linear.x if math.isfinite(msg.twist.twist.linear.x) else 0.0
         self.w = msg.twist.twist.angular.z if math.isfinite(msg.twist.twist.angular.z) else 0.0
+        if self._pending_loc is not None and self.t_odom >= self._pending_loc[0]:
+            self._apply_loc(*self._pending_loc)
 
     @_locked
     def _on_amcl_pose(self, msg: PoseWithCovarianceStamped):
@@ -309,6 +316,15 @@ class NavigationNode(Node):
                                       throttle_duration_sec=5.0)
             return
         t = stamp_seconds(msg.header.stamp)
+        if t > self.t_odom and t - self.t_odom < 0.5:
+            # The odometry of that moment has not arrived yet: map->odom computed from an older odometry pose would
+            # be off by the motion since (degrees while turning). Apply it when that odometry arrives.
+            self._pending_loc = (t, map_pose)
+            return
+        self._apply_loc(t, map_pose)
+
+    def _apply_loc(self, t: float, map_pose: Pose2D):
+        self._pending_loc = None
         odom_at = self.odom_hist.at(t)
         if odom_at is None:
             return
@@ -376,10 +392,16 @@ class NavigationNode(Node):
         moving = self._last_cmd != (0.0, 0.0)  # a still robot needs no new stop (and no cmd_vel stream)
         if moving and self._backout is None and np.any(zone.mask(self._scan_pts, *self._last_cmd)):
             self._publish_cmd(0.0, 0.0)
-        sensor = self.pose.compose(self.laser_in_base)
+        # The returns were measured where the base stood at the scan's stamp: at 1 m/s a scan 0.1 s old placed at
+        # the current pose would put every obstacle 0.1 m off.
+        odom_at = self.odom_hist.at(stamp) if stamp > 0.0 else None
+        if odom_at is not None and stamp > self.t_odom:  # newer than the odometry: carry it on at the last twist
+            odom_at = advance(odom_at, self.v, self.w, min(stamp - self.t_odom, 0.3))
+        scan_pose = self.pose if odom_at is None else self.map_T_odom.compose(odom_at)
+        sensor = scan_pose.compose(self.laser_in_base)
         angles = msg.angle_min + msg.angle_increment * np.arange(len(ranges))
         self.costmap.update(sensor, angles, ranges, now)
-        self._refine_target(now)
+        self._refine_target(now, scan_pose)
 
     def _on_goal(self, msg: PoseStamped):
         goal_id = f"{msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d}"
@@ -493,17 +515,25 @@ class NavigationNode(Node):
         car = self.garage.vehicle_pose(best)
         return best, car.inverse().compose(goal), car, None
 
-    def _refine_target(self, now: float):
+    def _refine_target(self, now: float, scan_pose: Pose2D):
         """Fit the target car from the scan, fuse the fits (median of the recent ones) and move the goal with the
-        car (re-planning at most once a second of sim and of wall time, and only for a move of 2 cm or 0.5 deg; 3 cm or
+        car (re-planning at most once a second of sim and of wall time, and only for a move of 10 cm or 2 deg; 3 cm or
         1 deg on the final approach)."""
         if self._target is None or self.goal is None or self._backout is not None:
             return
         d_goal = self.pose.distance_to(self.goal)
         if not (0.25 < d_goal <= self.car_fit_range):
             return  # the last centimetres are the follower's: a goal that moves there would never be reached
+        # A fit costs ~10 ms of CPU: one every 0.3 s of sim (and 0.1 s of wall) time is plenty for a parked car;
+        # one per scan would take most of a core at a high sim speed-up and starve the control loop. Nor is one
+        # taken while turning fast, where a scan's small timing error is a large error in where its points lie.
+        wall = time.monotonic()
+        if (now - self._last_fit_try[0] < 0.3 or wall - self._last_fit_try[1] < 0.1
+                or abs(self.w) > FIT_MAX_TURN_RATE):
+            return
+        self._last_fit_try = (now, wall)
         vehicle, goal_in_car, car = self._target[:3]
-        pts_map = self.pose.transform_points(self._scan_pts)
+        pts_map = scan_pose.transform_points(self._scan_pts)
         pts_map = pts_map[self._off_structure(pts_map)]
         fit = fit_car(pts_map, car, vehicle.length_m, vehicle.width_m, search_margin_m=0.3, fit_size=True)
         if fit is None or fit.pose.distance_to(self.garage.vehicle_pose(vehicle)) > 1.0:
@@ -516,8 +546,10 @@ class NavigationNode(Node):
             return
         goal = fused.carry(goal_in_car, vehicle.length_m, vehicle.width_m)
         near = d_goal <= self.follower.params.approach_distance_m + 0.3
-        # Near the goal a move re-lays the path from where the robot is: only a real move (not fit noise) does.
-        tol_m, tol_rad = (0.03, math.radians(1.0)) if near else (0.02, math.radians(0.5))
+        # Near the goal a move re-lays the straight final approach from where the robot is (3 cm or 1 deg: a real
+        # move, not fit noise). Further out a move re-plans the whole way, which only a move that changes the route
+        # warrants; the goal keeps being refined and the approach takes up the rest.
+        tol_m, tol_rad = (0.03, math.radians(1.0)) if near else (0.10, math.radians(2.0))
         if goal.distance_to(self.goal) < tol_m and abs(_wrap(goal.yaw - self.goal.yaw)) < tol_rad:
             return
         self._last_fit_t, self._last_fit_wall = now, wall
@@ -590,15 +622,20 @@ class NavigationNode(Node):
         if self.pose is None or self.nav2 is not None:  # with Nav2, AMCL and the controller own map->odom, cmd_vel
             return
         now = self._now()
+        # The follower's acceleration limits act over the time since the last command: a loop running late (a busy
+        # CPU) must still brake and turn at the designed rates, not at a fraction of them.
+        nominal = 1.0 / self.rate_hz
+        last, self._last_control_t = self._last_control_t, now
+        dt = nominal if last is None else min(max(now - last, 0.5 * nominal), 5.0 * nominal)
         if self.use_localization:
             self._update_localized()
         stamp = self.get_clock().now().to_msg()
-        self.pose_pub.publish(pose2d_to_msg(self.pose, self.frames["map_frame"], stamp))
+        if int(now * POSE_RATE_HZ) != int((now - dt) * POSE_RATE_HZ):
+            self.pose_pub.publish(pose2d_to_msg(self.pose, self.frames["map_frame"], stamp))
         if not self.use_localization:
             self._tf.send(stamp, self.frames["map_frame"], self.frames["odom_frame"], self.map_T_odom)
         if self.state != ACTIVE:
             return
-        dt = 1.0 / self.rate_hz
         pts = self._scan_pts if self._scan is not None else np.zeros((0, 2))
         if not self.localized:
             self._hold(now, "localization lost: waiting for it to recover")
@@ -617,8 +654,11 @@ class NavigationNode(Node):
         self.follower.params.max_linear_mps = self.max_v
         limit = self._speed_limit(now, pts)
         # Steer from where the base will be when this command lands, not from where the (late) odometry says it was.
-        pose, v_now, w_now = self.sent.predict(self.pose, self.v, self.w, self.t_odom, now)
-        cmd = self.follower.step(pose, v_now, w_now, dt, limit)
+        pose, _, _ = self.sent.predict(self.pose, self.v, self.w, self.t_odom, now)
+        # The acceleration limits run from the last command sent (open loop, as Nav2's velocity smoother does by
+        # default): anchored on a measured or predicted velocity, which lags the commands, a turn that should end
+        # would keep being commanded at nearly the old rate.
+        cmd = self.follower.step(pose, self._last_cmd[0], self._last_cmd[1], dt, limit)
         v, w = cmd.v, cmd.w
         zone = self._zone()
         hits = zone.mask(pts, v, w)
@@ -752,6 +792,9 @@ class NavigationNode(Node):
         with self._lock:
             if self.state != ACTIVE or self.goal_id != goal_id:
                 return
+            moved = self.pose.distance_to(start)
+            if moved > 0.05:
+                path = trim_start(path, self.pose.xy, moved + 1.0)  # planned from where the robot was
             self.goal = goal
             self._start_path(path)
             self.get_logger().info(f"goal {goal_id}: re-planned ({kind}) around "

@@ -72,7 +72,8 @@ class PortDetectionNode(Node):
         self.create_subscription(JointState, "joint_states", self._on_joints, SENSOR_QOS)
         self.create_subscription(String, "inlet_type", self._on_inlet_type, LATCHED_QOS)
         self.create_service(SetBool, "detect_port/enable", self._on_enable)
-        self.create_timer(0.1, self._check_timeout)
+        self._timer = self.create_timer(0.1, self._check_timeout)  # runs only while enabled
+        self._timer.cancel()
         self._publish_status()
 
     def _now(self) -> float:
@@ -86,12 +87,14 @@ class PortDetectionNode(Node):
                           self.create_subscription(CameraInfo, "camera/camera_info", self._on_info, SENSOR_QOS)]
             self.enabled = True
             self.state = "searching"
+            self._timer.reset()
         elif not request.data and self.enabled:
             for sub in self._subs:
                 self.destroy_subscription(sub)
             self._subs = []
             self.enabled = False
             self.state = "idle"
+            self._timer.cancel()
         self._publish_status()
         response.success, response.message = True, self.state
         return response

@@ -117,7 +117,7 @@ class LoopbackSim(Node):
                                "ring_light": "ring_light"})
         # Sim step per phase (s). While a car charges nothing moves, so a long step is exact for the physics; the
         # energy node still meters every step's measurement.
-        self.steps = {"drive": 0.02, "arm": 0.02, "charge": 0.25, "event": 0.01}
+        self.steps = {"drive": 0.02, "arm": 0.02, "charge": 0.5, "event": 0.01}
         self.clock_period = declare(self, "clock_period_s", 0.04, "Sim-time period of /clock messages (s).",
                                     read_only=True, lo=0.001, hi=0.1)
         self.fatal_error = ""
@@ -133,6 +133,11 @@ class LoopbackSim(Node):
         self.ft_frame = declare(self, "ft_frame", "connector_tip", "Frame of the wrist wrench.", read_only=True)
         self.cmd_timeout = declare(self, "cmd_vel_timeout_s", 0.5,
                                    "The base driver stops when cmd_vel is older than this (s).", lo=0.05, hi=5.0)
+        self.controller_lag = declare(self, "controller_lag_s", 0.15,
+                                      "While the base moves on a motion command, sim time waits (up to 0.5 s of wall "
+                                      "time) for the next cmd_vel once the last is this old (s): a controller slowed "
+                                      "by a busy CPU slows the simulation instead of driving blind at the speed-up. "
+                                      "0: never wait.", read_only=True, lo=0.0, hi=5.0)
         if self.variation not in PROFILE_NAMES:
             raise ConfigurationError(f"variation '{self.variation}' is not one of {', '.join(PROFILE_NAMES)}")
         try:
@@ -208,7 +213,7 @@ class LoopbackSim(Node):
         self.duty = 1.0
         self._in_contact = False
         self.truth = {"collisions": 0, "collision_steps": 0, "collision_ids": "", "energized_unseated": 0,
-                      "max_force_n": 0.0,
+                      "max_force_n": 0.0, "controller_waits": 0,
                       "min_pack_soc": self.pack.soc, "pack_cutoff": "", "stop_events": 0,
                       "stop_reaction_max_s": 0.0, "pilot_events": 0, "pilot_switch_off_max_s": 0.0,
                       "min_pack_soc_away": self.pack.soc}
@@ -407,16 +412,23 @@ class LoopbackSim(Node):
         return self._arm_moving() or not np.allclose(self.q, self._stowed, atol=0.05)
 
     def _next_car_event_s(self) -> float:
-        """Sim seconds until the connected car's side changes by itself (full, or leaving); inf if none."""
+        """Sim seconds until the connected car's side changes by itself (full, or leaving) or it has received the
+        energy the garage file requests for it (when the charger should stop); inf if none. Pacing only: around
+        these moments the simulation runs near real time, so that a reaction that takes the nodes a few wall-clock
+        milliseconds does not take minutes of sim time at a charging speed-up."""
         car_id = self.contact_car if self.contact is not None and self.contact.latched else None
         if car_id is None:
             return math.inf
         car = self.cars[car_id]
+        v = self.vehicles[car_id]
         t = math.inf
         if car.current_a > 0.5:
             remaining_ah = (min(1.0, car.target_soc) - car.soc) * car.capacity_ah
             t = max(0.0, 3600.0 * remaining_ah / car.current_a)
-        v = self.vehicles[car_id]
+            if v.request is not None and v.request.energy_kwh > 0.0:
+                power_w = max(1.0, car.voltage_v * car.current_a)
+                remaining_wh = 1000.0 * v.request.energy_kwh - car.energy_in_wh
+                t = min(t, max(0.0, 3600.0 * remaining_wh / power_w))
         if v.request is not None:
             t = min(t, max(0.0, self.departures.get(car_id, v.request.departure_s) - self.clock.s))
         for m in self.movers:
@@ -454,6 +466,8 @@ class LoopbackSim(Node):
             phase = self._phase()
             self._phase_now = phase
             dt = self.steps[phase]
+            if self._wait_for_controller():
+                next_wall = time.monotonic()
             with self.lock:
                 self._step(dt, k)
             t_old = self.clock.s
@@ -475,6 +489,25 @@ class LoopbackSim(Node):
                 time.sleep(delay)
             else:
                 next_wall = time.monotonic()  # behind: run as fast as the CPU allows, never try to catch up
+
+    def _wait_for_controller(self) -> bool:
+        """Hold sim time while the base moves on a motion command older than ``controller_lag_s`` (at most 0.5 s
+        of wall time: a controller that stopped is the cmd_vel timeout's business). True when it waited."""
+        if self.controller_lag <= 0.0:
+            return False
+        waited = False
+        give_up = time.monotonic() + 0.5
+        while self._running and time.monotonic() < give_up:
+            with self.lock:
+                age = self.clock.s - self.cmd_t
+                moving = self.cmd != (0.0, 0.0) and age <= self.cmd_timeout
+                if not (moving and age > self.controller_lag):
+                    break
+            if not waited:
+                self.truth["controller_waits"] += 1
+            waited = True
+            time.sleep(0.001)
+        return waited
 
     def _step(self, dt: float, k: int):
         t = self.clock.s

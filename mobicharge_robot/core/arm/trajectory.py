@@ -14,6 +14,11 @@ import numpy as np
 
 from .kinematics import IKError, KinematicChain, rotation_from_vector, rotation_vector
 
+# IK tolerances while following a line or an insertion command: 0.1 mm and 0.06 deg, well inside what insertion
+# needs, where the solver's default (10 um, 0.006 deg) can fail to converge beside a joint limit.
+PATH_POS_TOL_M = 1e-4
+PATH_ROT_TOL_RAD = 1e-3
+
 
 class TrajectoryError(ValueError):
     """A motion request is malformed (wrong size, non-finite, goal outside the joint limits)."""
@@ -200,7 +205,7 @@ def plan_linear_motion(chain: KinematicChain, q_start, T_goal, speed_mps: float 
     q = q0
     for k in range(1, n + 1):
         pose = target if k == n else interpolate_pose(T0, target, k / n)
-        q_next = chain.ik(pose, q, max_restarts=0)
+        q_next = chain.ik(pose, q, pos_tol=PATH_POS_TOL_M, rot_tol=PATH_ROT_TOL_RAD, max_restarts=0)
         jump = float(np.max(np.abs(q_next - q)))
         if jump > max_joint_step_rad:
             raise PathDiscontinuity(f"joint jump of {jump:.3f} rad at {100.0 * k / n:.0f}% of the line "

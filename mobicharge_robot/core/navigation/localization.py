@@ -473,6 +473,10 @@ class PoseHistory:
     def latest(self) -> Optional[Pose2D]:
         return self._p[-1] if self._p else None
 
+    def newest_t(self) -> Optional[float]:
+        """The time (s) of the newest stored pose; None when empty."""
+        return self._t[-1] if self._t else None
+
     def at(self, t: float) -> Optional[Pose2D]:
         """The pose at time ``t``, interpolated; the nearest end outside the stored span; None when empty."""
         if not self._t:

@@ -128,6 +128,27 @@ def path_from_polyline(waypoints, final_yaw: float, spacing_m: float = 0.05) -> 
     return Path(pts, yaws, float(np.hypot(d[:, 0], d[:, 1]).sum()))
 
 
+def trim_start(path: Path, xy, search_m: float) -> Path:
+    """``path`` from its point closest to ``xy`` (map m) among those within ``search_m`` of arc from its start.
+
+    A path planned from where the robot was when planning began is followed from where the robot is when it
+    arrives: the stretch already driven past is dropped, so the follower does not turn back for it. Points, yaws and
+    speed limits keep their values; the length is that of what remains.
+    """
+    pts = np.asarray(path.points, float)
+    xy = np.asarray(xy, float).reshape(2)
+    if len(pts) < 3 or not np.all(np.isfinite(xy)):
+        return path
+    arc = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(pts, axis=0).T))])
+    window = np.flatnonzero(arc <= max(0.0, float(search_m)))
+    i = int(window[np.argmin(np.hypot(pts[window, 0] - xy[0], pts[window, 1] - xy[1]))])
+    i = min(i, len(pts) - 2)  # keep at least the last stretch: its end is the goal
+    if i == 0:
+        return path
+    limits = None if path.speed_limits is None else np.asarray(path.speed_limits)[i:].copy()
+    return Path(pts[i:].copy(), np.asarray(path.yaws)[i:].copy(), float(path.length_m - arc[i]), limits)
+
+
 @dataclass
 class _Level:
     """One search resolution: ``k`` fine cells per side, padded graph arrays as flat Python sequences."""
