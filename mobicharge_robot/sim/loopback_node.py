@@ -815,9 +815,14 @@ class LoopbackSim(Node):
         speed-up would mean thousands of clock ticks, scans and rendered frames a second, more than the nodes (or the
         simulator) can process, and the speed-up would collapse. The charger's measurements, the BMS and the joint
         states keep their sim-time rates (the energy books and the watchdogs depend on them). Messages keep their sim
-        stamps; in every other phase each stream keeps its sim-time rate."""
+        stamps. While the arm works with the base standing still, odometry and scans (which then repeat the same
+        values) are capped the same way. In every other case each stream keeps its sim-time rate."""
         if self._phase_now != "charge":
-            return True
+            still = (self._phase_now == "arm" and stream in ("odom", "scan") and abs(self.base.v) < 1e-3
+                     and abs(self.base.w) < 1e-3 and self.clock.s - self.motion_cmd_t > 1.0)
+            if not still:
+                return True
+            period_wall_s = max(period_wall_s, 0.1)
         now = time.monotonic()
         if now - self._last_wall_pub.get(stream, -math.inf) < period_wall_s:
             return False
