@@ -19,8 +19,10 @@ from launch_ros.actions import Node
 
 from mobicharge_robot.tools.launch_support import namespaced_params
 
-NODES = ("navigation", "port_detection", "arm", "energy", "mission_manager", "garage_markers")
-GARAGE_NODES = ("navigation", "mission_manager", "garage_markers")
+# The package's nodes. Localization runs only with the builtin backend: with Nav2, AMCL (navigation.launch.py)
+# provides map->odom, and a second localizer would fight it.
+NODES = ("localization", "navigation", "port_detection", "arm", "energy", "mission_manager", "garage_markers")
+GARAGE_NODES = ("localization", "navigation", "mission_manager", "garage_markers")
 TF_REMAPS = [("/tf", "tf"), ("/tf_static", "tf_static")]
 
 
@@ -36,7 +38,7 @@ def _nodes(context):
                  parameters=[params_file, {"use_sim_time": use_sim_time}]
                  + ([{"garage_file": garage}] if name in GARAGE_NODES else [])
                  + ([{"navigation_backend": backend}] if name == "navigation" else []))
-            for name in NODES]
+            for name in NODES if name != "localization" or backend.perform(context) == "builtin"]
 
 
 def generate_launch_description():

@@ -22,8 +22,10 @@ from launch_ros.actions import Node
 
 from mobicharge_robot.tools.launch_support import bridge_config, depot_pose, model_name, namespaced_params
 
-NODES = ("navigation", "port_detection", "arm", "energy", "mission_manager", "garage_markers")
-GARAGE_NODES = ("navigation", "mission_manager", "garage_markers")
+# The package's nodes. Localization runs only with the builtin backend: with Nav2, AMCL (navigation.launch.py)
+# provides map->odom, and a second localizer would fight it.
+NODES = ("localization", "navigation", "port_detection", "arm", "energy", "mission_manager", "garage_markers")
+GARAGE_NODES = ("localization", "navigation", "mission_manager", "garage_markers")
 TF_REMAPS = [("/tf", "tf"), ("/tf_static", "tf_static")]
 
 
@@ -36,6 +38,7 @@ def _robot(context, share):
     x, y, yaw = depot_pose(garage)
     params_file = namespaced_params(LaunchConfiguration("params_file").perform(context), namespace)
     use_sim_time = LaunchConfiguration("use_sim_time")
+    backend = LaunchConfiguration("navigation_backend").perform(context)
     description = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(os.path.join(share, "launch", "description.launch.py")),
         launch_arguments={"namespace": namespace, "use_sim_time": use_sim_time, "sim": "true",
@@ -54,7 +57,7 @@ def _robot(context, share):
                   + ([{"garage_file": garage}] if name in GARAGE_NODES else [])
                   + ([{"navigation_backend": LaunchConfiguration("navigation_backend")}] if name == "navigation"
                      else []))
-             for name in NODES]
+             for name in NODES if name != "localization" or backend == "builtin"]
     return [description, spawn, bridge] + nodes
 
 
