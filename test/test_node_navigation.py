@@ -35,6 +35,10 @@ def probe(tmp_path_factory):
     node.garage = load_garage(data_path("config", "garages", "default.yaml"))
     assert spin_until(node, lambda: node.statuses and status_values(node.statuses[-1]).get("localized") == "True",
                       30.0), "navigation or simulator did not come up (no localized status)"
+    # A goal published before navigation's subscription has matched this publisher is lost (volatile QoS), and a
+    # goal stamped before this node has sim time carries a zero stamp: wait for both.
+    assert spin_until(node, lambda: node.goal_pub.get_subscription_count() > 0
+                      and node.get_clock().now().nanoseconds > 0, 30.0), "goal_pose has no subscriber or no sim time"
     yield node
     node.destroy_node()
     stop_node(nav)
