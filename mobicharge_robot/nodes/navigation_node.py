@@ -541,7 +541,6 @@ class NavigationNode(Node):
         self._fits = (self._fits + [fit])[-9:]
         fused = median_fit(self._fits)
         self._target = (vehicle, goal_in_car, fused.pose, fused)
-        wall = time.monotonic()
         if now - self._last_fit_t < 1.0 or wall - self._last_fit_wall < 1.0:
             return
         goal = fused.carry(goal_in_car, vehicle.length_m, vehicle.width_m)
