@@ -180,3 +180,33 @@ def test_validation(kwargs):
     args.update(kwargs)
     with pytest.raises(ValueError):
         ChargingSession(**args)
+
+
+@pytest.mark.parametrize("pilot, locked, expect", [
+    (PilotState.B, True, "never requested energy"),
+    (PilotState.C, False, "not seated and latched"),
+])
+def test_a_session_that_never_energizes_stops_with_the_reason(pilot, locked, expect):
+    session = ChargingSession(1.0, 125.0, 50e3, start_timeout_s=30.0)
+    fsm = ChargerPilotFSM()
+    t = 0.0
+    while t < 29.9:
+        out = session.update(t, 0.5, fsm.update(t, pilot, locked, True, True), 400.0, 0.0)
+        assert not out.done and not out.enable
+        t += 0.5
+    for _ in range(3):
+        out = session.update(t, 0.5, fsm.update(t, pilot, locked, True, True), 400.0, 0.0)
+        t += 0.5
+    assert out.done and session.state == "stopped" and expect in session.stop_reason
+    assert "no energy within 30 s" in session.stop_reason
+
+
+def test_the_start_timeout_does_not_end_a_session_that_energized_and_pauses_briefly():
+    session = ChargingSession(5.0, 125.0, 50e3, start_timeout_s=5.0, pause_timeout_s=10.0)
+    fsm = ChargerPilotFSM()
+    t = 0.0
+    for state in [PilotState.C] * 20 + [PilotState.B] * 80:
+        d = fsm.update(t, state, True, True, True)
+        session.update(t, 0.1, d, 400.0, 100.0 if d.energize else 0.0)
+        t += 0.1
+    assert not session.done and session.delivered_kwh > 0.0

@@ -458,7 +458,15 @@ class EnergyNode(Node):
         if self.session is None:
             enable, current = False, 0.0
         else:
+            was_done = self.session.done
             out = self.session.update(now, dt, decision, self.out_v, self.out_i)
+            if out.done and not was_done and not self.session.ever_energized:
+                missing = [name for name, ok in (("seated", self.seated), ("latched", self.latched),
+                                                 ("isolation", self.isolation_ok)) if not ok]
+                missing += [f"no {name} yet" for name in ("pilot", "bms", "latched", "output")
+                            if not self.guard.fresh.has(name)]
+                self.get_logger().error(f"session {self.session_id}: {out.stop_reason} (pilot {self.pilot.name}; "
+                                        f"missing: {', '.join(missing) or 'nothing'})")
             enable, current = out.enable and decision.energize, out.current_request_a
             if decision.fault and not self.fault:
                 self.fault = decision.fault

@@ -12,6 +12,14 @@ from .pilot import PilotDecision
 
 SESSION_STATES = ("waiting", "energized", "tapering", "complete", "stopped")
 
+# Why a session that never energized is stuck, from the pilot FSM's state.
+_START_BLOCKED = {
+    "offering": "the car never requested energy (pilot stayed in B)",
+    "interlock": "the car requested energy but the plug was not seated and latched, or isolation was not OK",
+    "ready": "the interlocks never held long enough to energize",
+    "idle": "the charger offered nothing",
+}
+
 
 @dataclass(frozen=True)
 class SessionOutput:
@@ -34,16 +42,18 @@ class ChargingSession:
     session completes once the metered energy is within ``tolerance`` (relative) of the goal, or when one more step
     would overshoot by more than it falls short. The goal is min(target_kwh, cap_kwh); ``cap_kwh`` may be lowered
     at any time (the mission's reserve). A pilot fault, an invalid or excessive measured current, a car that stays
-    paused (pilot B) for ``pause_timeout_s`` or ``stop()`` end it in 'stopped' with ``stop_reason``.
+    paused (pilot B) for ``pause_timeout_s``, a session never energized within ``start_timeout_s`` of its first step
+    (the car never asked for energy, or an interlock never closed), or ``stop()`` end it in 'stopped' with
+    ``stop_reason``.
     """
 
     def __init__(self, target_kwh: float, max_current_a: float, max_power_w: float, ramp_a_per_s: float = 50.0,
                  taper_s: float = 4.0, min_current_a: float = 1.0, pause_timeout_s: float = 10.0,
-                 tolerance: float = 2e-4):
+                 tolerance: float = 2e-4, start_timeout_s: float = 60.0):
         for name, value in (("target_kwh", target_kwh), ("max_current_a", max_current_a),
                             ("max_power_w", max_power_w), ("ramp_a_per_s", ramp_a_per_s), ("taper_s", taper_s),
                             ("min_current_a", min_current_a), ("pause_timeout_s", pause_timeout_s),
-                            ("tolerance", tolerance)):
+                            ("tolerance", tolerance), ("start_timeout_s", start_timeout_s)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
                     or value <= 0.0:
                 raise ValueError(f"{name} must be positive and finite, got {value!r}")
@@ -55,6 +65,7 @@ class ChargingSession:
         self.min_current_a = min(float(min_current_a), self.max_current_a)
         self.pause_timeout_s = float(pause_timeout_s)
         self.tolerance = float(tolerance)
+        self.start_timeout_s = float(start_timeout_s)
         self.state = "waiting"
         self.stop_reason = ""
         self.delivered_wh = 0.0
@@ -63,6 +74,8 @@ class ChargingSession:
         self._last_p_w = None
         self._last_v = None
         self._paused_since = None
+        self._first_t = None  # time of the first step, for the start timeout
+        self._energized_once = False
 
     # ------------------------------------------------------------------ goal
     @property
@@ -84,6 +97,11 @@ class ChargingSession:
     @property
     def delivered_kwh(self) -> float:
         return self.delivered_wh / 1000.0
+
+    @property
+    def ever_energized(self) -> bool:
+        """True once the output has been closed in this session."""
+        return self._energized_once
 
     @property
     def done(self) -> bool:
@@ -146,6 +164,7 @@ class ChargingSession:
         if not pilot_decision.energize:
             return self._wait(t, pilot_decision)
         self._paused_since = None
+        self._energized_once = True
         i_limit = self.max_current_a
         if self._last_v is not None:
             i_limit = min(i_limit, self.max_power_w / self._last_v)
@@ -161,6 +180,13 @@ class ChargingSession:
         """Not energized this step: restart the ramp from zero and time a pause by the car."""
         self._request_a = 0.0
         self.state = "waiting"
+        if not self._energized_once:
+            if self._first_t is None or t < self._first_t:  # a clock that jumps back restarts the wait
+                self._first_t = t
+            elif t - self._first_t >= self.start_timeout_s:
+                why = _START_BLOCKED.get(decision.state, decision.state)
+                self.stop(f"no energy within {self.start_timeout_s:.0f} s: {why}")
+                return self._output(False)
         if decision.state != "paused":
             self._paused_since = None
         elif self._paused_since is None:
