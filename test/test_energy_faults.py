@@ -99,8 +99,15 @@ def _start(node, sid, kwh=20.0):
 
 
 def _off_after(node, t0):
-    offs = [t for t, e in node.enables if t >= t0 and e is False]
-    return offs[0] - t0 if offs else None
+    """Seconds from ``t0`` (when this node saw the event) to the output's switch-off: the first ``False`` after the
+    last ``True`` received before ``t0``; 0 when that ``False`` overtook the event's own sample (the energy node sends
+    a command at once on a change and repeats it only every 0.5 s, so only the change itself tells the time)."""
+    on = [i for i, (t, e) in enumerate(node.enables) if e and t < t0]
+    if not on or node.enables[on[-1]][0] < t0 - 0.6:
+        return None  # the output was not on at the event (an energized output is repeated every 0.5 s)
+    start = on[-1] + 1
+    offs = [t for t, e in node.enables[start:] if e is False]
+    return max(0.0, offs[0] - t0) if offs else None
 
 
 def _stopped_reason(node, sid, timeout=5.0):

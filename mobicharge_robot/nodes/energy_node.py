@@ -51,6 +51,8 @@ from .ros_common import (
     task_status,
 )
 
+COMMAND_REPEAT_S = 0.5  # sim s between repeats of unchanged DC stage and pilot commands
+
 
 class EnergyNode(Node):
     def __init__(self):
@@ -136,6 +138,7 @@ class EnergyNode(Node):
         self._last_bms_t = None
         self._last_meas_t = None
         self._last_status_t = -1.0
+        self._last_cmd, self._last_cmd_t = None, -math.inf
         self._last_budget_t = -1.0
         self._last_budget_wall = -1e9
         self._budget_reliable = None
@@ -473,14 +476,24 @@ class EnergyNode(Node):
         changed = enable != self.energize
         self.energize = enable
         self.guard.note_request(now, current if enable else 0.0, self._wall())
-        self.enable_pub.publish(Bool(data=bool(enable)))
-        self.current_pub.publish(Float64(data=float(current if enable else 0.0)))
-        self.duty_pub.publish(Float64(data=float(decision.duty)))
+        self._send_commands(now, bool(enable), float(current if enable else 0.0), float(decision.duty))
         if self.session is not None and (changed or now - self._last_status_t >= 0.5 or now < self._last_status_t):
             self._last_status_t = now
             s = self.session
             self._publish_status(s.state, reason=s.stop_reason or self.fault, delivered_kwh=round(s.delivered_kwh, 5),
                                  current_a=round(self.out_i, 2), pilot=self.pilot.name)
+
+    def _send_commands(self, now: float, enable: bool, current: float, duty: float) -> None:
+        """The DC stage and pilot commands: at once on any change, otherwise repeated every ``command_repeat_s``
+        (sim time) so that a driver that (re)starts learns the state. Sending all three at every control tick
+        cost the stage's driver three callbacks per tick for nothing."""
+        cmd = (enable, current, duty)
+        if cmd == self._last_cmd and 0.0 <= now - self._last_cmd_t < COMMAND_REPEAT_S:
+            return
+        self._last_cmd, self._last_cmd_t = cmd, now
+        self.enable_pub.publish(Bool(data=enable))
+        self.current_pub.publish(Float64(data=current))
+        self.duty_pub.publish(Float64(data=duty))
 
     def _publish_status(self, state, reason="", **values):
         self.status_pub.publish(task_status("energy", state, self.session_id, reason=reason,

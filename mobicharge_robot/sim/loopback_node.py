@@ -98,15 +98,15 @@ class LoopbackSim(Node):
                                  "garage file), nominal or hard (see sim/variation.py).", read_only=True)
         self.truth_dir = declare(self, "truth_dir", "", "Folder to write world.json (the drawn true world) into; "
                                  "empty: none.", read_only=True)
-        self.rtf_drive = declare(self, "rtf_drive", 4.0, "Speed-up over real time while driving: the localizer and "
+        self.rtf_drive = declare(self, "rtf_drive", 6.0, "Speed-up over real time while driving: the localizer and "
                                  "the controller must keep up with 10 Hz scans at this speed.", lo=0.1, hi=1000.0)
-        self.rtf_arm = declare(self, "rtf_arm", 5.0, "Speed-up while the arm is out of its stowed pose (the wrist "
+        self.rtf_arm = declare(self, "rtf_arm", 8.0, "Speed-up while the arm is out of its stowed pose (the wrist "
                                "camera streams then).", lo=0.1, hi=1000.0)
         self.rtf_charge = declare(self, "rtf_charge", 400.0, "Speed-up while a car charges and nothing moves.",
                                   lo=0.1, hi=5000.0)
         self.rtf_event = declare(self, "rtf_event", 1.0, "Speed-up within event_window_s of a car-side event "
                                  "(the car full or leaving), so the 100 ms pilot timing holds.", lo=0.1, hi=100.0)
-        self.event_window = declare(self, "event_window_s", 5.0, "How long before a predicted car-side event the "
+        self.event_window = declare(self, "event_window_s", 1.5, "How long before a predicted car-side event the "
                                     "simulator slows to rtf_event (s).", lo=0.0, hi=600.0)
         self.camera_rate = declare(self, "camera_rate_hz", 5.0, "Wrist camera frame rate in sim time (Hz).",
                                    read_only=True, lo=0.5, hi=30.0)
@@ -115,9 +115,10 @@ class LoopbackSim(Node):
         live_parameters(self, {"rtf_drive": "rtf_drive", "rtf_arm": "rtf_arm", "rtf_charge": "rtf_charge",
                                "rtf_event": "rtf_event", "event_window_s": "event_window",
                                "ring_light": "ring_light"})
-        # Sim step per phase (s). While a car charges nothing moves, so a long step is exact for the physics; the
-        # energy node still meters every step's measurement.
-        self.steps = {"drive": 0.02, "arm": 0.02, "charge": 0.5, "event": 0.01}
+        # Sim step per phase (s). While a car charges nothing moves, so a long step is exact for the physics (the
+        # car's acceptance and the pack change over minutes); the energy node still meters every step's measurement.
+        self.steps = {"drive": 0.02, "arm": 0.02, "charge": 2.0, "event": 0.01}
+        self._event_in_s = math.inf
         self.clock_period = declare(self, "clock_period_s", 0.04, "Sim-time period of /clock messages (s).",
                                     read_only=True, lo=0.001, hi=0.1)
         self.fatal_error = ""
@@ -437,7 +438,8 @@ class LoopbackSim(Node):
         return t
 
     def _phase(self) -> str:
-        if self._pilot_event_t is not None or self._next_car_event_s() <= self.event_window:
+        self._event_in_s = self._next_car_event_s()
+        if self._pilot_event_t is not None or self._event_in_s <= self.event_window:
             return "event"
         if self._arm_deployed():
             # The arm works or waits out of its stow: the wrist camera streams and the charger may be running.
@@ -466,6 +468,8 @@ class LoopbackSim(Node):
             phase = self._phase()
             self._phase_now = phase
             dt = self.steps[phase]
+            if phase == "charge":  # long steps while nothing changes, never far into a coming car-side event
+                dt = min(dt, max(0.5, self._event_in_s - self.event_window))
             if self._wait_for_controller():
                 next_wall = time.monotonic()
             with self.lock:
@@ -788,7 +792,7 @@ class LoopbackSim(Node):
         if every(0.1) and cap("scan", 0.1):
             self._publish_scan(stamp)
         arm_moving = self.traj is not None
-        if arm_moving or every(0.2):
+        if arm_moving or (every(0.2) and cap("joints", 0.05)):
             self._publish_joints(stamp)
             self._publish_wrench(stamp)
         if every(1.0 / self.camera_rate) and self._arm_deployed() and cap("camera", 0.5):
@@ -798,14 +802,15 @@ class LoopbackSim(Node):
             if self._camera_wanted:
                 self._publish_camera(stamp)
         latched = bool(self.contact is not None and self.contact.latched)
-        if latched != self._latched_sent or every(1.0):
+        if latched != self._latched_sent or (every(1.0) and cap("latched", 0.05)):
             self.latch_pub.publish(Bool(data=latched))
             self._latched_sent = latched
         if self.out_enable or self._out[1] > 0.0 or every(0.5):
             self._publish_output(stamp, every(0.5))
         if every(1.0):
             self._publish_bms(stamp)
-            self.iso_pub.publish(Bool(data=not self.faults.on("isolation")))
+            if cap("isolation", 0.05):
+                self.iso_pub.publish(Bool(data=not self.faults.on("isolation")))
         if every(0.5) and cap("truth", 0.1):
             self._publish_truth(stamp)
 
@@ -813,8 +818,10 @@ class LoopbackSim(Node):
         """While charging (nothing moves, up to ``rtf_charge`` times real time) the costly streams (clock, odometry,
         scan, camera, truth) publish at most once per ``period_wall_s`` of wall time: at their sim-time rates a 400x
         speed-up would mean thousands of clock ticks, scans and rendered frames a second, more than the nodes (or the
-        simulator) can process, and the speed-up would collapse. The charger's measurements, the BMS and the joint
-        states keep their sim-time rates (the energy books and the watchdogs depend on them). Messages keep their sim
+        simulator) can process, and the speed-up would collapse. The joint states and the wrench of the resting arm are
+        capped too (nothing reads their age while the arm holds), and so are the periodic latch and isolation repeats
+        (a change is sent at once; the watchdogs need both sim and wall time to pass). The same holds for the pilot's repeats. The
+        charger's measurements and the BMS keep their sim-time rates (the energy books and the estimator depend on them). Messages keep their sim
         stamps. While the arm works with the base standing still, odometry and scans (which then repeat the same
         values) are capped the same way. In every other case each stream keeps its sim-time rate."""
         if self._phase_now != "charge":
@@ -932,7 +939,8 @@ class LoopbackSim(Node):
         if not self.faults.on("output_stale"):
             self.out_pub.publish(msg)
         low = -self.faults.value("diode") if self.faults.on("diode") else -12.0
-        if (periodic or (self._pilot_v, low) != self._pilot_sent) and not self.faults.on("pilot_loss"):
+        repeat = periodic and self._wall_cap("pilot", 0.05)  # a change goes out at once, repeats are capped
+        if (repeat or (self._pilot_v, low) != self._pilot_sent) and not self.faults.on("pilot_loss"):
             self.pilot_pub.publish(Float64(data=float(self._pilot_v)))
             self.pilot_low_pub.publish(Float64(data=float(low)))
             self._pilot_sent = (self._pilot_v, low)
