@@ -175,7 +175,7 @@ class EnergyNode(Node):
         self.create_subscription(String, "charge/session_request", self._on_request, RELIABLE_QOS)
         self.create_subscription(PoseStamped, "localized_pose", self._on_pose, RELIABLE_QOS)
         self.create_service(Trigger, "charge/stop", self._on_stop)
-        self.create_timer(1.0 / self.rate_hz, lambda: self._control(0.0))
+        self._control_timer = self.create_timer(1.0 / self.rate_hz, self._control_tick)
         self.create_timer(0.5, self._publish_battery)
         self.create_timer(0.05, self._steady_watchdog, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self._worker = threading.Thread(target=self._path_worker, name="path_home", daemon=True)
@@ -289,6 +289,7 @@ class EnergyNode(Node):
         # A 10 s taper (not the 4 s default): the end of a session then spans several of the simulator's slow
         # steps, so node latency at a high sim speed-up cannot overshoot the target.
         self.session = ChargingSession(req.target_kwh, self.max_current, 1e3 * self.max_power, taper_s=10.0)
+        self._control_timer.reset()
         self.get_logger().info(f"session {req.session_id}: {req.target_kwh:.2f} kWh for {req.vehicle_id}")
 
     def _on_stop(self, request, response):
@@ -439,6 +440,14 @@ class EnergyNode(Node):
             self._control(0.0)
         elif self.recharge is not None:
             self._step_recharge()
+
+    def _control_tick(self):
+        """The periodic control step, at ``control_rate_hz`` while a session runs or the output is on. Idle, the
+        timer stops (each message from the pilot or the stage still runs the step): at a high sim speed-up it would
+        otherwise cost hundreds of empty callbacks a second."""
+        self._control(0.0)
+        if (self.session is None or self.session_finished()) and not self.energize:
+            self._control_timer.cancel()
 
     def _control(self, dt: float = 0.0):
         """Watchdogs, pilot state machine and session step; ``dt`` > 0 only when a new output measurement is

@@ -17,7 +17,6 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticStatus
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from sensor_msgs.msg import BatteryState
 from std_msgs.msg import String
 
@@ -37,7 +36,10 @@ class MissionResult:
 
 class _Monitor(Node):
     def __init__(self, record_truth: bool):
-        super().__init__("mission_monitor", parameter_overrides=[Parameter("use_sim_time", value=True)])
+        # Sim time from the stamps of the odometry and battery streams rather than a /clock subscription: /clock
+        # ticks a hundred times a wall second, and this observer only needs the time of what it records.
+        super().__init__("mission_monitor")
+        self._sim_t = 0.0
         self.state = {}
         self.events: List[dict] = []
         self.complete: Optional[dict] = None
@@ -62,7 +64,13 @@ class _Monitor(Node):
             self.create_subscription(PoseStamped, "sim/truth/robot_pose", self._on_truth_pose, RELIABLE_QOS)
 
     def now(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
+        """Sim time: the newest stamp seen on odometry or battery_state (s)."""
+        return self._sim_t
+
+    def _stamp(self, msg) -> None:
+        t = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
+        if t > self._sim_t:
+            self._sim_t = t
 
     def _on_state(self, msg):
         try:
@@ -87,6 +95,7 @@ class _Monitor(Node):
             self.failed = ev.get("reason", "mission failed")
 
     def _on_battery(self, msg: BatteryState):
+        self._stamp(msg)
         if msg.present and math.isfinite(msg.percentage):
             self.soc = msg.percentage
             if self.soc_start is None:
@@ -105,6 +114,7 @@ class _Monitor(Node):
         self.series["kwh_vehicle"].append(v.get("vehicle", ""))
 
     def _on_odom(self, msg: Odometry):
+        self._stamp(msg)
         p = msg.pose.pose.position
         if self._last_xy is not None:
             step = math.hypot(p.x - self._last_xy[0], p.y - self._last_xy[1])

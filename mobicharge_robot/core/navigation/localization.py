@@ -157,6 +157,11 @@ class ScanLocalizer:
         self._ox, self._oy = grid.origin_xy
         self._h, self._w = self.field.shape
         self._far = float(4.0 * self.params.sigma_hit_m + self.params.beam_skip_distance_m)
+        # The field framed by one cell of "far" and flattened: a lookup clips its indices into the frame instead
+        # of masking (off the map reads as far), which makes the particle weighting about twice as fast.
+        pad = np.full((self._h + 2, self._w + 2), self._far, dtype=np.float32)
+        pad[1:-1, 1:-1] = self.field
+        self._flat = pad.ravel()
         self.rng = np.random.default_rng(seed)
         self._cloud: Optional[_Cloud] = None
         self._odom: Optional[Pose2D] = None
@@ -345,10 +350,11 @@ class ScanLocalizer:
         wy = xy[:, 1:2] + s * pts[None, :, 0] + c * pts[None, :, 1]
         col = np.floor((wx - self._ox) / self._res).astype(np.int64)
         row = np.floor((wy - self._oy) / self._res).astype(np.int64)
-        inside = (col >= 0) & (col < self._w) & (row >= 0) & (row < self._h)
-        out = np.full(col.shape, self._far, dtype=np.float32)
-        out[inside] = self.field[row[inside], col[inside]]
-        return out
+        np.clip(col + 1, 0, self._w + 1, out=col)
+        np.clip(row + 1, 0, self._h + 1, out=row)
+        row *= self._w + 2
+        row += col
+        return self._flat[row]
 
     def _bilinear(self, wx: np.ndarray, wy: np.ndarray) -> tuple:
         """Field value and gradient (m, unitless) at map points, bilinear between cell centres; (value, gx, gy, ok)."""
