@@ -102,6 +102,9 @@ class LoopbackSim(Node):
                                  "the controller must keep up with 10 Hz scans at this speed.", lo=0.1, hi=1000.0)
         self.rtf_arm = declare(self, "rtf_arm", 8.0, "Speed-up while the arm is out of its stowed pose (the wrist "
                                "camera streams then).", lo=0.1, hi=1000.0)
+        self.rtf_hold = declare(self, "rtf_hold", 12.0, "Speed-up while the arm is out but holds still and the base "
+                                "stands (looking for the inlet, or plugged in while the current ramps).",
+                                lo=0.1, hi=1000.0)
         self.rtf_charge = declare(self, "rtf_charge", 400.0, "Speed-up while a car charges and nothing moves.",
                                   lo=0.1, hi=5000.0)
         self.rtf_event = declare(self, "rtf_event", 1.0, "Speed-up within event_window_s of a car-side event "
@@ -112,12 +115,13 @@ class LoopbackSim(Node):
                                    read_only=True, lo=0.5, hi=30.0)
         self.ring_light = declare(self, "ring_light", 0.55, "Wrist camera ring light intensity (0: off; relative to "
                                   "the garage light).", lo=0.0, hi=2.0)
-        live_parameters(self, {"rtf_drive": "rtf_drive", "rtf_arm": "rtf_arm", "rtf_charge": "rtf_charge",
+        live_parameters(self, {"rtf_drive": "rtf_drive", "rtf_arm": "rtf_arm", "rtf_hold": "rtf_hold",
+                               "rtf_charge": "rtf_charge",
                                "rtf_event": "rtf_event", "event_window_s": "event_window",
                                "ring_light": "ring_light"})
         # Sim step per phase (s). While a car charges nothing moves, so a long step is exact for the physics (the
         # car's acceptance and the pack change over minutes); the energy node still meters every step's measurement.
-        self.steps = {"drive": 0.02, "arm": 0.02, "charge": 2.0, "event": 0.01}
+        self.steps = {"drive": 0.02, "arm": 0.02, "hold": 0.1, "charge": 2.0, "event": 0.01}
         self._event_in_s = math.inf
         self.clock_period = declare(self, "clock_period_s", 0.04, "Sim-time period of /clock messages (s).",
                                     read_only=True, lo=0.001, hi=0.1)
@@ -220,6 +224,8 @@ class LoopbackSim(Node):
                       "min_pack_soc_away": self.pack.soc}
         self._energy_at_departure = {}
         self._energy_after_departure = {}
+        self._ft_contact = False
+        self.phase_books = {p: [0.0, 0.0] for p in ("drive", "arm", "hold", "charge", "event")}  # [sim s, wall s]
         # Energy books (Wh): what the pack gave at its terminals, and where it went.
         self.books = {"pack_out_wh": 0.0, "delivered_wh": 0.0, "stage_loss_wh": 0.0, "drive_wh": 0.0}
         self._stop_event_t = None
@@ -409,42 +415,51 @@ class LoopbackSim(Node):
         start, times, _ = self.traj
         return self.clock.s <= start + times[-1] + 0.5
 
+    def _arm_holding(self) -> bool:
+        """The arm is out but holds still, the plug (if any) at rest, and the base stands: nothing needs the
+        20 ms physics step (the camera runs at 5 Hz, the charger's current ramps over seconds)."""
+        return (not self._arm_moving() and (self.contact is None or self.contact.settled) and not self._ft_contact
+                and abs(self.base.v) < 1e-3 and abs(self.base.w) < 1e-3 and self.clock.s - self.motion_cmd_t > 1.0)
+
     def _arm_deployed(self) -> bool:
         return self._arm_moving() or not np.allclose(self.q, self._stowed, atol=0.05)
 
-    def _next_car_event_s(self) -> float:
-        """Sim seconds until the connected car's side changes by itself (full, or leaving) or it has received the
-        energy the garage file requests for it (when the charger should stop); inf if none. Pacing only: around
-        these moments the simulation runs near real time, so that a reaction that takes the nodes a few wall-clock
-        milliseconds does not take minutes of sim time at a charging speed-up."""
+    def _next_car_event_s(self) -> tuple:
+        """Sim seconds until the connected car's side changes by itself (full, or leaving), and until it has
+        received the energy the garage file requests for it (when the charger should stop); inf if none. Pacing
+        only: before a car-side event the simulation runs at ``rtf_event``, so that the 100 ms pilot timing holds
+        for reactions that take the nodes a few wall-clock milliseconds; before the requested energy is reached it
+        leaves the charging speed-up for the arm's, so that the charger's own stop lands within a few Wh."""
         car_id = self.contact_car if self.contact is not None and self.contact.latched else None
         if car_id is None:
-            return math.inf
+            return math.inf, math.inf
         car = self.cars[car_id]
         v = self.vehicles[car_id]
-        t = math.inf
+        t, t_request = math.inf, math.inf
         if car.current_a > 0.5:
             remaining_ah = (min(1.0, car.target_soc) - car.soc) * car.capacity_ah
             t = max(0.0, 3600.0 * remaining_ah / car.current_a)
             if v.request is not None and v.request.energy_kwh > 0.0:
                 power_w = max(1.0, car.voltage_v * car.current_a)
                 remaining_wh = 1000.0 * v.request.energy_kwh - car.energy_in_wh
-                t = min(t, max(0.0, 3600.0 * remaining_wh / power_w))
+                t_request = max(0.0, 3600.0 * remaining_wh / power_w)
         if v.request is not None:
             t = min(t, max(0.0, self.departures.get(car_id, v.request.departure_s) - self.clock.s))
         for m in self.movers:
             if m.mover.id == f"leaving_{car_id}":
                 t = min(t, max(0.0, m.mover.start_s - self.clock.s))
-        return t
+        return t, t_request
 
     def _phase(self) -> str:
-        self._event_in_s = self._next_car_event_s()
-        if self._pilot_event_t is not None or self._event_in_s <= self.event_window:
+        car_side, request = self._next_car_event_s()
+        self._event_in_s = min(car_side, request)
+        if self._pilot_event_t is not None or car_side <= self.event_window:
             return "event"
         if self._arm_deployed():
             # The arm works or waits out of its stow: the wrist camera streams and the charger may be running.
             steady = (self.stage.current_a > 0.5 and self.clock.s - self._request_changed_t > 2.0
-                      and not self._arm_moving() and self.clock.s - self.motion_cmd_t > 1.0)
+                      and not self._arm_moving() and self.clock.s - self.motion_cmd_t > 1.0
+                      and request > self.event_window)
             return "charge" if steady else "arm"
         if (self.dock_enable and self._at_dock() and abs(self.base.v) < 1e-3
                 and self.clock.s - self.motion_cmd_t > 1.0):
@@ -464,16 +479,25 @@ class LoopbackSim(Node):
     def _run_physics(self):
         k = 0
         next_wall = time.monotonic()
+        last_wall, last_phase = next_wall, None
         while self._running:
             phase = self._phase()
+            wall = time.monotonic()
+            if last_phase is not None:  # where the wall-clock time goes, per phase (truth: phase/<p>/wall_s)
+                self.phase_books[last_phase][1] += wall - last_wall
+            last_wall, last_phase = wall, phase
             self._phase_now = phase
             dt = self.steps[phase]
             if phase == "charge":  # long steps while nothing changes, never far into a coming car-side event
                 dt = min(dt, max(0.5, self._event_in_s - self.event_window))
+            elif phase == "arm" and self._arm_holding():
+                dt = self.steps["hold"]  # the arm holds still (looking, or plugged in while the current ramps)
+                last_phase = "hold"
             if self._wait_for_controller():
                 next_wall = time.monotonic()
             with self.lock:
                 self._step(dt, k)
+            self.phase_books[last_phase][0] += dt
             t_old = self.clock.s
             self.clock.ns += int(round(dt * 1e9))
             try:
@@ -487,7 +511,7 @@ class LoopbackSim(Node):
                     raise
                 return  # the context is shutting down (Ctrl-C): stop quietly
             k += 1
-            next_wall += dt / getattr(self, f"rtf_{phase}")
+            next_wall += dt / getattr(self, f"rtf_{last_phase}")
             delay = next_wall - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
@@ -595,7 +619,8 @@ class LoopbackSim(Node):
             return  # the arm rests and touches nothing
         still = (self.q.tobytes(), self.base.pose, self.release)
         if self.traj is None and self._arm_still == still and (self.contact is None or self.contact.settled):
-            return  # nothing moved since the last contact evaluation and the plug is at rest: the same forces hold
+            self._ft_contact = False  # at rest: the same forces hold, and the wrench goes out at the resting rate
+            return  # nothing moved since the last contact evaluation and the plug is at rest
         self._arm_still = still if self.traj is None else None
         q_cmd = self.q
         if self.traj is not None:
@@ -613,6 +638,7 @@ class LoopbackSim(Node):
         car, T_world_inlet = self._nearest_inlet()
         self.force = np.zeros(3)
         self.torque = np.zeros(3)
+        self._ft_contact = False
         if car is None or self.contact.forced:
             return
         # The joints follow their commands (a stiff position-controlled arm); the plug sits on a compliant wrist,
@@ -621,7 +647,7 @@ class LoopbackSim(Node):
         state = self.contact.step(T_inlet_tip, dt, self.release)
         wrench = self.ft_sensor.update(state.force_tip, state.torque_tip, dt)
         self.force, self.torque = wrench[:3], wrench[3:]
-        self._publish_wrench(self.clock.msg())  # in contact the F/T sensor streams at the physics rate
+        self._ft_contact = True  # the plug touches the inlet: the F/T sensor streams (see _publish)
         self.truth["max_force_n"] = max(self.truth["max_force_n"], abs(float(state.force_tip[2])))
 
     def _nearest_inlet(self):
@@ -791,8 +817,11 @@ class LoopbackSim(Node):
             self._publish_odom(stamp)
         if every(0.1) and cap("scan", 0.1):
             self._publish_scan(stamp)
-        arm_moving = self.traj is not None
-        if arm_moving or (every(0.2) and cap("joints", 0.05)):
+        # Joint states and the wrist wrench: at the /clock period while the arm moves or the plug touches the inlet
+        # (the nodes' sim-time timers cannot run faster than /clock, so a faster stream is only callbacks), 5 Hz
+        # at rest.
+        arm_active = self.traj is not None or self._ft_contact
+        if (arm_active and every(self.clock_period)) or (every(0.2) and cap("joints", 0.05)):
             self._publish_joints(stamp)
             self._publish_wrench(stamp)
         if every(1.0 / self.camera_rate) and self._arm_deployed() and cap("camera", 0.5):
@@ -976,6 +1005,9 @@ class LoopbackSim(Node):
         values["energy_created_wh"] = f"{created:.4f}"
         values["pack_true_soc"] = f"{self.pack.soc:.6f}"
         values["odom_error_m"] = f"{self._odom_error_m():.4f}"
+        for phase, (sim_s, wall_s) in self.phase_books.items():
+            values[f"phase/{phase}/sim_s"] = f"{sim_s:.2f}"
+            values[f"phase/{phase}/wall_s"] = f"{wall_s:.2f}"
         for vid, car in self.cars.items():
             values[f"car/{vid}/energy_in_wh"] = f"{car.energy_in_wh:.3f}"
             values[f"car/{vid}/soc"] = f"{car.soc:.5f}"
