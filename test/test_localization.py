@@ -179,3 +179,40 @@ def test_pose_history_interpolates_and_restarts_on_a_clock_jump():
     assert h.at(0.0).x == 0.0 and h.at(9.0).x == 1.0
     h.add(0.5, Pose2D(5.0, 5.0, 0.0))
     assert h.latest().x == 5.0 and h.at(2.0).x == 5.0
+
+
+def test_an_outline_wall_offers_no_back_face_to_match(tmp_path):
+    """A T-shaped level's outline walls have nothing behind them on the map: the estimate at the depot (3.4 m from
+    a 0.3 m outline wall) must not slide one wall thickness onto the wall's outer face, where the scan would then
+    pass through the wall and the robot would report itself lost before it ever moved (seen on a generated garage)."""
+    from mobicharge_robot.core.garage.generator import generate_garage_file
+
+    garage = load_garage(generate_garage_file(str(tmp_path / "t.yaml"), 9006, "T"))
+    grid = static_structure_grid(garage, 0.025)
+    occ = grid.occupied_mask()
+    r, c = grid.world_to_cell(1.0, 10.0)  # outside the T's outline, below its west wing
+    assert occ[r, c]
+    rng = np.random.default_rng(7)
+    edges = _world(garage, rng, car_shift_m=0.2)
+    depot = garage.depot.pose
+    for seed in range(3):  # standing at the depot from three start-up clouds
+        loc = ScanLocalizer(grid, seed=seed)
+        loc.reset(depot, 0.5, math.radians(10))
+        for k in range(8):
+            loc.predict(Pose2D(0.0, 0.0, 0.0))
+            est = loc.update(_scan(edges, depot, rng), sensor_xy=(LASER.x, LASER.y))
+        assert est.status != LOST and _err(est.pose, depot)[0] < 0.1, (seed, est.pose, est.contradicting)
+    loc = ScanLocalizer(grid, seed=1)
+    loc.reset(depot, 0.5, math.radians(10))
+    truth, odom = depot, Pose2D(0.0, 0.0, 0.0)
+    for k in range(40):
+        if k >= 10:
+            truth = truth.compose(Pose2D(0.1, 0.0, 0.0))
+            odom = odom.compose(Pose2D(0.1, 0.0, 0.0))
+        loc.predict(odom)
+        est = loc.update(_scan(edges, truth, rng), sensor_xy=(LASER.x, LASER.y))
+        if k >= 3:  # standing at the depot, then driving: the scan keeps fitting, never "lost"
+            assert est.status != LOST and _err(est.pose, truth)[0] < 0.1, (k, est.pose, truth, est.contradicting)
+    assert est.status == LOCALIZED
+    dxy, dyaw = _err(est.pose, truth)
+    assert dxy < 0.05 and dyaw < 1.0, (dxy, dyaw)

@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from ..geometry import Pose2D, wrap_angle
-from .occupancy import OccupancyGrid, from_polygons
+from .occupancy import OCCUPIED, OccupancyGrid, from_polygons
 
 INITIALIZING = "initializing"
 LOCALIZED = "localized"
@@ -48,9 +48,31 @@ class LocalizationError(ValueError):
 
 
 def static_structure_grid(garage, resolution_m: float) -> OccupancyGrid:
-    """Walls and pillars of ``garage`` (no parked cars, no keep-out zones) as an occupancy grid over its extent."""
+    """Walls and pillars of ``garage`` (no parked cars, no keep-out zones) as an occupancy grid over its extent,
+    with everything outside the garage's outline (an L or T level) solid: no scan can see there, and a thin
+    outline wall with free space behind it would offer its back face as a second match one wall thickness away.
+    Likewise every free region not connected to the depot's (behind a wall set in from the map's edge)."""
     polys = [o.polygon for o in garage.static_obstacles() if o.kind in ("wall", "pillar")]
-    return from_polygons(garage.size_m, resolution_m, polys)
+    grid = from_polygons(garage.size_m, resolution_m, polys)
+    outline = getattr(garage, "outline", ())
+    if outline and len(outline) >= 3:
+        inside = np.zeros(grid.data.shape, dtype=np.uint8)
+        ox, oy = grid.origin_xy
+        # Cell (r, c) has its centre at pixel (c, r) when map metres are shifted by the origin and half a cell.
+        px = [((x - ox) / resolution_m - 0.5, (y - oy) / resolution_m - 0.5) for x, y in outline]
+        cv2.fillPoly(inside, [np.round(np.array(px) * 256.0).astype(np.int32)], 1, shift=8)
+        grid.data[inside == 0] = OCCUPIED
+    # The same holds for any free region the depot cannot see into (behind a wall set in from the map's edge):
+    # only the free space connected to the depot stays free.
+    depot = getattr(garage, "depot", None)
+    if depot is not None:
+        r, c = grid.world_to_cell(depot.pose.x, depot.pose.y)
+        free = (grid.data < 50).astype(np.uint8)
+        if grid.cell_in_bounds(r, c) and free[r, c]:
+            mask = np.zeros((free.shape[0] + 2, free.shape[1] + 2), dtype=np.uint8)
+            cv2.floodFill(free, mask, (int(c), int(r)), 2, flags=4)
+            grid.data[free == 1] = OCCUPIED  # free but not reached from the depot
+    return grid
 
 
 def signed_distance_field(grid: OccupancyGrid) -> np.ndarray:
