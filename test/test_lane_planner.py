@@ -363,19 +363,3 @@ def test_generated_garages_keep_every_rule(seed, shape):
         staged += 1
     assert staged >= 0.5 * len(garage.requested_vehicles())
 
-
-def test_a_staging_pose_beside_an_angled_spot_is_reached_across_the_gap_to_the_lane(tmp_path):
-    """Angled spots end in a slanted edge: between it and the lane lies a strip that is neither lane nor spot,
-    farther than staging_area_radius_m from a staging pose deep in the neighbouring spot. The straight way in along
-    the pose's heading must be allowed (two cars of a generated garage were unreachable)."""
-    from mobicharge_robot.core.garage.generator import generate_garage_file
-
-    garage = load_garage(generate_garage_file(str(tmp_path / "g.yaml"), 9002, "rect"))
-    planner = LanePlanner(occupancy_from_garage(garage, 0.05), garage, FOOTPRINT, timeout_s=30.0)
-    for vid in ("car_002", "car_027"):
-        v = next(x for x in garage.vehicles if x.id == vid)
-        spot = next(s for s in garage.spots if s.id == v.spot)
-        assert abs(math.sin(2.0 * spot.yaw_rad)) > 0.5  # an angled spot
-        goal = staging_pose(garage, v, *FOOTPRINT)
-        path = planner.plan(garage.depot.pose, goal)
-        assert np.hypot(*(np.asarray(path.points[-1]) - goal.xy)) < 0.05

@@ -331,6 +331,8 @@ class ArmNode(Node):
             elif kind == "insert":
                 self._traj, self._insert_t = ("insert", None), now
             elif kind == "retract":
+                if self._clear_of_inlet():
+                    return  # nothing to pull out (e.g. the release after a failed search): go on to stowing
                 try:
                     self._steps.insert(0, ("traj", self._retract_plan(self.standoff + 0.04)))
                 except (IKError, TrajectoryError) as exc:

@@ -9,8 +9,7 @@ The rules (the issue's "plan the way a driver would"), in the ``map`` frame on t
 - **Staging area** of an endpoint (start or goal pose): the spots that the robot's footprint at that pose, grown by
   ``margin_m`` and swept ``approach_m`` both ways along its heading (the straight final approach, or the way out),
   touches, plus the cells that are neither lane nor spot within ``area_radius_m`` of the endpoint (a staging pose in
-  front of or behind a car may lie on the strip between two rows) or on the straight way in along its heading (as
-  wide as the grown footprint: beside an angled spot, the gap between the spot's slanted end and the lane). The robot leaves the lanes only
+  front of or behind a car may lie on the strip between two rows). The robot leaves the lanes only
   to reach the goal's staging area (and to leave the start's).
 - **One-way lanes** (``direction: one_way``, travel from ``start`` to ``end``): a move whose direction has a negative
   component along the lane is forbidden in a cell that only one-way lanes against that move cover. Crossing a one-way
@@ -187,19 +186,6 @@ class LaneRules:
             xs = ox + (np.arange(bc0, bc1) + 0.5) * res
             near = (xs[None, :] - pose.x) ** 2 + (ys[:, None] - pose.y) ** 2 <= self.area_radius_m ** 2
             mask[br0 - r0:br1 - r0, bc0 - c0:bc1 - c0] |= near & self.unclassified[br0:br1, bc0:bc1]
-        # Unclassified cells on the straight way in along the heading, as wide as the grown footprint: beside an
-        # angled spot the gap between the spot's slanted end and the lane lies beyond area_radius_m.
-        if spots:
-            half_len = self.approach_m + max(max(self.garage.spots[i].length_m, self.garage.spots[i].width_m)
-                                             for i in spots)
-            half_w = 0.5 * self.footprint_m[1] + self.margin_m
-            ys = oy + (np.arange(r0, r1) + 0.5) * res
-            xs = ox + (np.arange(c0, c1) + 0.5) * res
-            cy, sy = math.cos(pose.yaw), math.sin(pose.yaw)
-            along = (xs[None, :] - pose.x) * cy + (ys[:, None] - pose.y) * sy
-            across = -(xs[None, :] - pose.x) * sy + (ys[:, None] - pose.y) * cy
-            corridor = (np.abs(along) <= half_len) & (np.abs(across) <= half_w)
-            mask |= corridor & self.unclassified[r0:r1, c0:c1]
         return mask
 
     def window_around(self, pose: Pose2D, half_m: float) -> Tuple[int, int, int, int]:
