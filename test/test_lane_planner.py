@@ -362,4 +362,3 @@ def test_generated_garages_keep_every_rule(seed, shape):
         assert_rules_kept(garage, planner, path, depot, goal)
         staged += 1
     assert staged >= 0.5 * len(garage.requested_vehicles())
-

@@ -493,7 +493,7 @@ class EnergyNode(Node):
                                  current_a=round(self.out_i, 2), pilot=self.pilot.name)
 
     def _send_commands(self, now: float, enable: bool, current: float, duty: float) -> None:
-        """The DC stage and pilot commands: at once on any change, otherwise repeated every ``command_repeat_s``
+        """The DC stage and pilot commands: at once on any change, otherwise repeated every ``COMMAND_REPEAT_S``
         (sim time) so that a driver that (re)starts learns the state. Sending all three at every control tick
         cost the stage's driver three callbacks per tick for nothing."""
         cmd = (enable, current, duty)

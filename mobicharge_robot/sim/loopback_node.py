@@ -460,7 +460,9 @@ class LoopbackSim(Node):
             steady = (self.stage.current_a > 0.5 and self.clock.s - self._request_changed_t > 2.0
                       and not self._arm_moving() and self.clock.s - self.motion_cmd_t > 1.0
                       and request > self.event_window)
-            return "charge" if steady else "arm"
+            if steady:
+                return "charge"
+            return "hold" if self._arm_holding() else "arm"
         if (self.dock_enable and self._at_dock() and abs(self.base.v) < 1e-3
                 and self.clock.s - self.motion_cmd_t > 1.0):
             return "charge"  # a depot recharge: nothing moves, the pack fills at the grid limit
@@ -490,14 +492,11 @@ class LoopbackSim(Node):
             dt = self.steps[phase]
             if phase == "charge":  # long steps while nothing changes, never far into a coming car-side event
                 dt = min(dt, max(0.5, self._event_in_s - self.event_window))
-            elif phase == "arm" and self._arm_holding():
-                dt = self.steps["hold"]  # the arm holds still (looking, or plugged in while the current ramps)
-                last_phase = "hold"
             if self._wait_for_controller():
                 next_wall = time.monotonic()
             with self.lock:
                 self._step(dt, k)
-            self.phase_books[last_phase][0] += dt
+            self.phase_books[phase][0] += dt
             t_old = self.clock.s
             self.clock.ns += int(round(dt * 1e9))
             try:
@@ -511,7 +510,7 @@ class LoopbackSim(Node):
                     raise
                 return  # the context is shutting down (Ctrl-C): stop quietly
             k += 1
-            next_wall += dt / getattr(self, f"rtf_{last_phase}")
+            next_wall += dt / getattr(self, f"rtf_{phase}")
             delay = next_wall - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
@@ -847,14 +846,14 @@ class LoopbackSim(Node):
         """While charging (nothing moves, up to ``rtf_charge`` times real time) the costly streams (clock, odometry,
         scan, camera, truth) publish at most once per ``period_wall_s`` of wall time: at their sim-time rates a 400x
         speed-up would mean thousands of clock ticks, scans and rendered frames a second, more than the nodes (or the
-        simulator) can process, and the speed-up would collapse. The joint states and the wrench of the resting arm are
-        capped too (nothing reads their age while the arm holds), and so are the periodic latch and isolation repeats
-        (a change is sent at once; the watchdogs need both sim and wall time to pass). The same holds for the pilot's repeats. The
-        charger's measurements and the BMS keep their sim-time rates (the energy books and the estimator depend on them). Messages keep their sim
-        stamps. While the arm works with the base standing still, odometry and scans (which then repeat the same
+        simulator) can process, and the speed-up would collapse. The joint states and the wrench of the resting arm
+        are capped too (nothing reads their age while the arm holds), and so are the periodic repeats of the latch,
+        the isolation and the pilot (a change is sent at once; the watchdogs need both sim and wall time to pass).
+        The charger's measurements and the BMS keep their sim-time rates (the energy books and the estimator depend
+        on them). Messages keep their sim stamps. While the arm works with the base standing still, odometry and scans (which then repeat the same
         values) are capped the same way. In every other case each stream keeps its sim-time rate."""
         if self._phase_now != "charge":
-            still = (self._phase_now == "arm" and stream in ("odom", "scan") and abs(self.base.v) < 1e-3
+            still = (self._phase_now in ("arm", "hold") and stream in ("odom", "scan") and abs(self.base.v) < 1e-3
                      and abs(self.base.w) < 1e-3 and self.clock.s - self.motion_cmd_t > 1.0)
             if not still:
                 return True

@@ -334,7 +334,7 @@ class MujocoInletContact:
         self.latched = latched
         # At rest for the simulator's purposes: a held plug under a small misalignment creeps at well under 1 mm/s
         # (or 1 mrad/s) for tens of seconds; its forces and latch do not change meanwhile, so it need not be stepped
-        # (a 0.5 s charging step costs 500 MuJoCo steps, which held the charging speed-up near 4x).
+        # (stepping it cost 1000 MuJoCo steps per sim second, which held the charging speed-up near 4x).
         self.settled = float(np.abs(self.data.qvel).max()) < SETTLED_QVEL
         return ContactState(force_tip, torque_tip, T, depth, latched,
                             latched and abs(depth - self.seat_depth_m) <= SEAT_TOLERANCE_M, int(self.data.ncon))

@@ -20,7 +20,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import BatteryState
 from std_msgs.msg import String
 
-from ..nodes.ros_common import LATCHED_QOS, RELIABLE_QOS, status_values
+from ..nodes.ros_common import LATCHED_QOS, RELIABLE_QOS, stamp_seconds, status_values
 from .stack import isolated_ros_env, start_stack
 
 
@@ -68,9 +68,7 @@ class _Monitor(Node):
         return self._sim_t
 
     def _stamp(self, msg) -> None:
-        t = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
-        if t > self._sim_t:
-            self._sim_t = t
+        self._sim_t = max(self._sim_t, stamp_seconds(msg.header.stamp))
 
     def _on_state(self, msg):
         try:

@@ -49,28 +49,18 @@ class LocalizationError(ValueError):
 
 def static_structure_grid(garage, resolution_m: float) -> OccupancyGrid:
     """Walls and pillars of ``garage`` (no parked cars, no keep-out zones) as an occupancy grid over its extent,
-    with everything outside the garage's outline (an L or T level) solid: no scan can see there, and a thin
-    outline wall with free space behind it would offer its back face as a second match one wall thickness away.
-    Likewise every free region not connected to the depot's (behind a wall set in from the map's edge)."""
+    with every free region not connected to the depot's made solid: outside an L or T level's outline, or behind a
+    wall set in from the map's edge. No scan can see there, and a thin wall with free space behind it would offer
+    its back face as a second match one wall thickness away."""
     polys = [o.polygon for o in garage.static_obstacles() if o.kind in ("wall", "pillar")]
     grid = from_polygons(garage.size_m, resolution_m, polys)
-    outline = getattr(garage, "outline", ())
-    if outline and len(outline) >= 3:
-        inside = np.zeros(grid.data.shape, dtype=np.uint8)
-        ox, oy = grid.origin_xy
-        # Cell (r, c) has its centre at pixel (c, r) when map metres are shifted by the origin and half a cell.
-        px = [((x - ox) / resolution_m - 0.5, (y - oy) / resolution_m - 0.5) for x, y in outline]
-        cv2.fillPoly(inside, [np.round(np.array(px) * 256.0).astype(np.int32)], 1, shift=8)
-        grid.data[inside == 0] = OCCUPIED
-    # The same holds for any free region the depot cannot see into (behind a wall set in from the map's edge):
-    # only the free space connected to the depot stays free.
     depot = getattr(garage, "depot", None)
     if depot is not None:
         r, c = grid.world_to_cell(depot.pose.x, depot.pose.y)
-        free = (grid.data < 50).astype(np.uint8)
+        free = (~grid.occupied_mask()).astype(np.uint8)
         if grid.cell_in_bounds(r, c) and free[r, c]:
             mask = np.zeros((free.shape[0] + 2, free.shape[1] + 2), dtype=np.uint8)
-            cv2.floodFill(free, mask, (int(c), int(r)), 2, flags=4)
+            cv2.floodFill(free, mask, (int(c), int(r)), 2, flags=4)  # 4-connected: no leak through a corner
             grid.data[free == 1] = OCCUPIED  # free but not reached from the depot
     return grid
 
@@ -180,7 +170,7 @@ class ScanLocalizer:
         self._h, self._w = self.field.shape
         self._far = float(4.0 * self.params.sigma_hit_m + self.params.beam_skip_distance_m)
         # The field framed by one cell of "far" and flattened: a lookup clips its indices into the frame instead
-        # of masking (off the map reads as far), which makes the particle weighting about twice as fast.
+        # of masking (off the map reads as far), which makes the lookup about four times as fast.
         pad = np.full((self._h + 2, self._w + 2), self._far, dtype=np.float32)
         pad[1:-1, 1:-1] = self.field
         self._flat = pad.ravel()
